@@ -1,0 +1,1 @@
+"""Connector workers: one per provider, calling its API with retries and idempotency."""

@@ -1,0 +1,37 @@
+"""`hub connectors run`: one worker per provider, in this process, until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import structlog
+
+from connectors.worker import ConnectorWorker
+from hub.logging import configure_logging
+from hub.settings import Settings
+from hub.tenants import load_tenants
+from schemas.codec import make_codec
+
+log = structlog.get_logger("connectors")
+
+
+async def run_workers(settings: Settings, providers: list[str], stop: asyncio.Event) -> None:
+    tenants = load_tenants(settings)
+    codec = make_codec(settings.schema_registry_url)
+    workers = [ConnectorWorker(p, settings, tenants, codec) for p in providers]
+    await asyncio.gather(*(w.run(stop) for w in workers))
+
+
+def run(settings: Settings, providers: list[str]) -> None:
+    configure_logging(settings.log_level, settings.log_format, component="connectors")
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            # Finish the batch in hand (results written, offsets committed), then stop.
+            loop.add_signal_handler(sig, stop.set)
+        await run_workers(settings, providers, stop)
+
+    asyncio.run(main())

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# System packages the hub needs and pip cannot install: a JDK 17+ (the Kafka
+# broker, later Debezium) and Maven (resolves the broker's jars). Installs the
+# missing ones from Debian's packages when run as root; otherwise says what to do.
+set -euo pipefail
+
+missing=()
+java_major() { java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1; }
+if ! command -v java >/dev/null || [ "$(java_major)" -lt 17 ]; then missing+=(openjdk-17-jre-headless); fi
+command -v mvn >/dev/null || missing+=(maven)
+python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then
+  echo "missing system packages: ${missing[*]} - install them (e.g. sudo apt-get install ${missing[*]}) and run make again" >&2
+  exit 1
+fi
+echo "installing ${missing[*]} from Debian's packages"
+apt-get update -qq
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null

@@ -1,0 +1,1 @@
+"""Shared core of the integration hub: settings, Kafka plumbing, topic catalog, logging."""

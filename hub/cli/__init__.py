@@ -1,0 +1,28 @@
+"""`hub`: the operator's command line. Every command has --help."""
+
+from __future__ import annotations
+
+import typer
+
+from hub.cli import components_cmd, kafka_cmd, publish_cmd, run_cmd, topics_cmd
+
+app = typer.Typer(
+    name="hub",
+    help="Integration Hub: webhooks in, provider calls out, on Apache Kafka.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_show_locals=False,
+)
+app.add_typer(kafka_cmd.app, name="kafka")
+app.add_typer(topics_cmd.app, name="topics")
+app.add_typer(components_cmd.ingress, name="ingress")
+app.add_typer(components_cmd.processors, name="processors")
+app.add_typer(components_cmd.connectors, name="connectors")
+app.add_typer(components_cmd.simulators, name="simulators")
+app.command()(publish_cmd.publish)
+app.command()(run_cmd.run)
+app.command()(run_cmd.demo)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,111 @@
+"""`hub ingress serve`, `hub processors run`, `hub connectors run`, `hub simulators serve`."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from hub.cli.common import console, fail, settings
+from hub.local_kafka import port_is_free
+from hub.topics import CONNECTOR_PROVIDERS, commands_topic, results_topic
+
+ingress = typer.Typer(help="The webhook ingress (ASGI, uvicorn).", no_args_is_help=True)
+processors = typer.Typer(help="The stream processors (faust worker).", no_args_is_help=True)
+connectors = typer.Typer(help="Connector workers, one per provider.", no_args_is_help=True)
+simulators = typer.Typer(
+    help="Local provider simulators (development and tests only).", no_args_is_help=True
+)
+
+
+def _require_free(port: int, variable: str) -> None:
+    if not port_is_free(port):
+        fail(f"port {port} on 127.0.0.1 is taken: stop what uses it or set {variable}")
+
+
+@ingress.command("serve")
+def serve_ingress(
+    host: str = typer.Option(None, help="Bind address [default: HUB_INGRESS_HOST]."),
+    port: int = typer.Option(None, help="Port [default: HUB_INGRESS_PORT]."),
+) -> None:
+    """Serve POST /webhooks/{provider}/{tenant}, /healthz and /readyz."""
+    import uvicorn
+
+    from hub.logging import configure_logging
+    from hub.tenants import TenantConfigError, load_tenants
+    from webhook_ingress import create_app
+
+    s = settings().model_copy(
+        update={k: v for k, v in {"ingress_host": host, "ingress_port": port}.items() if v}
+    )
+    _require_free(s.ingress_port, "HUB_INGRESS_PORT")
+    configure_logging(s.log_level, s.log_format, component="webhook-ingress")
+    try:
+        tenants = load_tenants(s)
+    except TenantConfigError as exc:
+        fail(str(exc))
+    uvicorn.run(
+        create_app(s, tenants),
+        host=s.ingress_host,
+        port=s.ingress_port,
+        access_log=False,
+        log_config=None,
+        lifespan="on",
+        loop="uvloop",
+        http="httptools",
+    )
+
+
+@processors.command("run")
+def run_processors() -> None:
+    """Run the normalizer, reconciler and router (one faust worker)."""
+    from processors.app import run
+
+    run(settings())
+
+
+@connectors.command("run")
+def run_connectors(
+    provider: list[str] = typer.Option(
+        None, "--provider", "-p", help="Provider to run (repeatable) [default: all]."
+    ),
+) -> None:
+    """Consume each provider's command topic and call its API."""
+    from connectors.runner import run
+
+    chosen = provider or list(CONNECTOR_PROVIDERS)
+    unknown = sorted(set(chosen) - set(CONNECTOR_PROVIDERS))
+    if unknown:
+        fail(f"no connector for {', '.join(unknown)}; known: {', '.join(CONNECTOR_PROVIDERS)}")
+    run(settings(), chosen)
+
+
+@connectors.command("list")
+def list_connectors() -> None:
+    """Show every provider adapter, its category and topics."""
+    from connectors.registry import PROVIDERS
+
+    s = settings()
+    table = Table("provider", "category", "base URL", "commands", "results")
+    for name, adapter in PROVIDERS.items():
+        table.add_row(
+            name,
+            adapter.category,
+            getattr(s, f"{name}_base_url"),
+            commands_topic(name),
+            results_topic(name),
+        )
+    console.print(table)
+
+
+@simulators.command("serve")
+def serve_simulators(
+    port: int = typer.Option(None, help="Port [default: HUB_SIMULATOR_PORT]."),
+) -> None:
+    """Serve the Razorpay, Twilio and SendGrid simulators and their /_sim control API."""
+    from hub.logging import configure_logging
+    from simulators.server import serve
+
+    s = settings().model_copy(update={"simulator_port": port} if port else {})
+    _require_free(s.simulator_port, "HUB_SIMULATOR_PORT")
+    configure_logging(s.log_level, s.log_format, component="simulators")
+    serve(s)

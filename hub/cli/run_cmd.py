@@ -1,0 +1,121 @@
+"""`hub run`: the whole hub on this machine, the fee-payment story, then serve until Ctrl-C."""
+
+from __future__ import annotations
+
+import signal
+import time
+from types import FrameType
+
+import typer
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
+from rich.table import Table
+
+from hub.cli.common import console, fail, local_broker, settings
+from hub.demo import FeePaymentStory, Step, StoryFailedError
+from hub.kafka import admin_config
+from hub.local_kafka import KafkaSetupError
+from hub.settings import Settings
+from hub.stack import HubStack, PortTakenError, with_simulators
+from hub.supervisor import ServiceFailedError
+from hub.tenants import ensure_demo_tenants, load_tenants
+from hub.topic_admin import apply_catalog
+from hub.topics import catalog
+from simulators.client import SimulatorClient
+
+
+def _with_tenants(s: Settings) -> Settings:
+    if s.tenants or s.tenants_file:
+        return s
+    path = ensure_demo_tenants(s.home / "tenants.toml")
+    return s.model_copy(update={"tenants_file": path})
+
+
+def _story_tenant(s: Settings) -> str:
+    tenants = load_tenants(s)
+    for tenant_id in tenants.ids():
+        t = tenants.get(tenant_id)
+        if t and t.razorpay and t.twilio and t.sendgrid:
+            return tenant_id
+    fail("no tenant has Razorpay, Twilio and SendGrid accounts configured for the story")
+
+
+def _print_step(step: Step) -> None:
+    console.print(
+        f"  [green]✓[/] {step.title} [dim]({step.latency_ms:,.0f} ms)[/]\n    {step.detail}",
+        highlight=False,
+    )
+
+
+def play_story(s: Settings, outcome: str) -> None:
+    console.print(f"\n[bold]The fee payment story[/] (seed 000, use case 1), outcome: {outcome}")
+    story = FeePaymentStory(s, _story_tenant(s), SimulatorClient(s.simulator_url), _print_step)
+    try:
+        story.play(outcome)
+    except (StoryFailedError, TimeoutError) as exc:
+        fail(f"the story stopped: {exc}. Component logs: {s.home / 'logs'}")
+
+
+def _stop_on_sigterm(_signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def run(
+    story: bool = typer.Option(True, help="Play the fee-payment story once after start."),
+    simulators: bool = typer.Option(True, help="Point providers at the local simulators."),
+) -> None:
+    """Start Kafka, the ingress, processors, connectors and simulators; Ctrl-C stops them all."""
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    base = _with_tenants(settings())
+    s = with_simulators(base) if simulators else base
+    broker = local_broker(s) if s.uses_local_broker else None
+    started_broker = False
+    stack = HubStack(s, s.home / "logs", simulators=simulators)
+    try:
+        if broker is not None:
+            started_broker = not broker.status().running
+            began = time.monotonic()
+            broker.up()
+            console.print(
+                f"[green]✓[/] Kafka ready at {s.bootstrap_servers} "
+                f"({time.monotonic() - began:.1f}s)"
+            )
+        apply_catalog(AdminClient(admin_config(s)), catalog(), s.topic_partitions)
+        console.print(f"[green]✓[/] {len(catalog())} topics applied")
+        stack.start(
+            on_ready=lambda name, took: console.print(f"[green]✓[/] {name} ready ({took:.1f}s)")
+        )
+        if story:
+            play_story(s, "captured")
+        _serve(s, stack)
+    except (KafkaSetupError, PortTakenError, ServiceFailedError, KafkaException) as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        console.print("\nstopping…")
+    finally:
+        stack.stop()
+        if broker is not None and started_broker:
+            broker.down()
+        console.print("stopped: every process this run started has exited")
+
+
+def _serve(s: Settings, stack: HubStack) -> None:
+    table = Table("what", "where", show_header=False, box=None)
+    table.add_row("webhooks", f"POST {s.ingress_url}/webhooks/razorpay/<tenant>")
+    table.add_row("simulators", f"{s.simulator_url}/_sim/requests")
+    table.add_row("logs", str(s.home / "logs"))
+    console.print("\n[bold]The hub is running.[/] Ctrl-C stops everything it started.")
+    console.print(table)
+    while True:
+        time.sleep(1.0)
+        for name in stack.restart_crashed():
+            console.print(
+                f"[yellow]![/] {name} exited; restarted it (log: {s.home / 'logs'}/{name}.log)"
+            )
+
+
+def demo(outcome: str = typer.Option("captured", help="captured or failed.")) -> None:
+    """Play the fee-payment story against a hub that is already running (`hub run`)."""
+    if outcome not in ("captured", "failed"):
+        fail("--outcome must be captured or failed")
+    play_story(with_simulators(_with_tenants(settings())), outcome)

@@ -1,0 +1,190 @@
+"""The seed's fee-payment story, played against a running hub, step by step with latencies.
+
+Fee module: invoice -> payment request -> Razorpay order + payment URL
+Parent pays -> signed webhook -> ingress -> Kafka -> invoice PAID
+-> SMS (Twilio) and email receipt (SendGrid)
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from hub.observe import TopicWatcher
+from hub.settings import Settings
+from hub.topics import INVOICE_STATUS, PAYMENT_ORDERS, PAYMENTS_RECORDED
+from processors.messages import format_money
+from producers import EventProducer
+from schemas.events import (
+    Contact,
+    EventHeader,
+    Invoice,
+    InvoiceStatusChanged,
+    OrderStatus,
+    PaymentOrderResult,
+    PaymentRecorded,
+    PaymentRequested,
+    PaymentStatus,
+)
+from simulators.client import SimulatorClient
+
+
+@dataclass(frozen=True)
+class Step:
+    title: str
+    detail: str
+    latency_ms: float
+
+
+@dataclass(frozen=True)
+class Family:
+    invoice_id: str
+    student_id: str
+    phone: str
+    email: str
+
+    @classmethod
+    def new(cls) -> Family:
+        tag = secrets.token_hex(3).upper()
+        return cls(
+            f"INV-{date.today():%Y}-{tag}",
+            f"STU-{tag}",
+            f"+9198{secrets.randbelow(10**8):08d}",
+            f"sharma.{tag.lower()}@parents.example",
+        )
+
+
+class StoryFailedError(RuntimeError):
+    pass
+
+
+class FeePaymentStory:
+    def __init__(
+        self,
+        settings: Settings,
+        tenant: str,
+        sim: SimulatorClient,
+        report: Callable[[Step], None] = lambda _s: None,
+        timeout: float = 20.0,
+    ) -> None:
+        self.settings = settings
+        self.tenant = tenant
+        self.sim = sim
+        self.report = report
+        self.timeout = timeout
+        self.steps: list[Step] = []
+
+    def _step(self, title: str, detail: str, since: float) -> None:
+        step = Step(title, detail, (time.perf_counter() - since) * 1000)
+        self.steps.append(step)
+        self.report(step)
+
+    def play(self, outcome: str = "captured", amount_minor: int = 50_000_00) -> list[Step]:
+        family = Family.new()
+        with (
+            TopicWatcher(
+                self.settings, [PAYMENT_ORDERS, INVOICE_STATUS, PAYMENTS_RECORDED]
+            ) as watch,
+            EventProducer(self.settings, client_id="fee-module-demo") as fees,
+        ):
+            invoice = self._publish_invoice(fees, family, amount_minor)
+            order = self._request_payment(fees, watch, invoice)
+            paid_at = self._pay(order, outcome)
+            self._await_outcome(watch, invoice, outcome, paid_at)
+            self._await_messages(family, outcome, paid_at)
+        return self.steps
+
+    def _publish_invoice(self, fees: EventProducer, family: Family, amount: int) -> Invoice:
+        invoice = Invoice(
+            header=EventHeader.new(Invoice.EVENT_TYPE, self.tenant, source="fee-module"),
+            invoice_id=family.invoice_id,
+            student_id=family.student_id,
+            student_name="Rohan Sharma",
+            description="Term 1 fees",
+            amount_minor=amount,
+            due_date=date.today() + timedelta(days=14),
+            parent=Contact(name="Mrs. Sharma", phone=family.phone, email=family.email),
+        )
+        started = time.perf_counter()
+        fees.publish_and_wait(invoice)
+        self._step(
+            "Fee module published the invoice",
+            f"{invoice.invoice_id}: {format_money(amount, 'INR')}, Term 1 fees, Rohan Sharma",
+            started,
+        )
+        return invoice
+
+    def _request_payment(
+        self, fees: EventProducer, watch: TopicWatcher, invoice: Invoice
+    ) -> PaymentOrderResult:
+        request = PaymentRequested(
+            header=invoice.header.caused(PaymentRequested.EVENT_TYPE, source="fee-module"),
+            invoice_id=invoice.invoice_id,
+            student_id=invoice.student_id,
+            student_name=invoice.student_name,
+            description=invoice.description,
+            amount_minor=invoice.amount_minor,
+            parent=invoice.parent,
+        )
+        started = time.perf_counter()
+        fees.publish_and_wait(request)
+        order = watch.wait_for(
+            PaymentOrderResult, lambda r: r.request_id == request.request_id, timeout=self.timeout
+        )[0]
+        if order.status is not OrderStatus.CREATED or not order.order_id:
+            raise StoryFailedError(f"no order: {order.error_code} {order.error_message}")
+        self._step(
+            "Razorpay order created", f"{order.order_id}; pay at {order.payment_url}", started
+        )
+        return order
+
+    def _pay(self, order: PaymentOrderResult, outcome: str) -> float:
+        started = time.perf_counter()
+        assert order.order_id is not None
+        sent = self.sim.pay_order(order.order_id, outcome)
+        if sent.get("webhook_status") != 200:
+            raise StoryFailedError(
+                f"the ingress answered {sent.get('webhook_status')}: {sent.get('error')}"
+            )
+        self._step(
+            f"Parent paid: signed payment.{outcome} webhook accepted",
+            f"event {sent['event_id']}, ingress answered 200 after Kafka's ack",
+            started,
+        )
+        return started
+
+    def _await_outcome(
+        self, watch: TopicWatcher, invoice: Invoice, outcome: str, since: float
+    ) -> None:
+        if outcome == "captured":
+            changed = watch.wait_for(
+                InvoiceStatusChanged,
+                lambda e: e.invoice_id == invoice.invoice_id,
+                timeout=self.timeout,
+            )[0]
+            self._step("Invoice marked PAID", f"receipt {changed.receipt_no}", since)
+            return
+        failed = watch.wait_for(
+            PaymentRecorded,
+            lambda e: e.invoice_id == invoice.invoice_id and e.status is PaymentStatus.FAILED,
+            timeout=self.timeout,
+        )[0]
+        self._step(
+            "Payment failure recorded; invoice stays UNPAID", failed.error_description or "", since
+        )
+
+    def _await_messages(self, family: Family, outcome: str, since: float) -> None:
+        sms = self.sim.wait_for_requests("twilio", 1, timeout=self.timeout, To=family.phone)[0]
+        self._step("SMS delivered via Twilio", f"to {family.phone}: {sms['body']['Body']}", since)
+        if outcome == "captured":
+            email = self.sim.wait_for_requests(
+                "sendgrid", 1, timeout=self.timeout, to=family.email
+            )[0]
+            self._step(
+                "Email receipt delivered via SendGrid",
+                f"to {family.email}: {email['body']['subject']}",
+                since,
+            )

@@ -1,0 +1,323 @@
+"""A single-node Apache Kafka (KRaft) for development and tests, from Maven's jars.
+
+Maven resolves the broker's classpath from deploy/kafka/pom.xml into ~/.m2 once;
+the resolved classpath is cached under HUB_HOME keyed by the pom's hash, so a
+second start runs no Maven at all. The broker binds 127.0.0.1 only, keeps its
+data and log under HUB_HOME/kafka/broker-<port>, and runs in its own session so
+it outlives the command that started it (`hub kafka down` stops it).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from confluent_kafka.admin import AdminClient
+
+_PACKAGED = Path(__file__).parent / "_deploy" / "kafka"
+_REPO = Path(__file__).resolve().parents[1] / "deploy" / "kafka"
+DEPLOY_DIR = _PACKAGED if _PACKAGED.exists() else _REPO
+
+
+class KafkaSetupError(RuntimeError):
+    pass
+
+
+class PortInUseError(KafkaSetupError):
+    pass
+
+
+@dataclass(frozen=True)
+class BrokerConfig:
+    home: Path
+    port: int = 19092
+    controller_port: int = 19093
+    heap: str = "768m"
+    # Where the resolved classpath is cached; defaults to `home`. Tests keep broker
+    # data in a temporary home but share this cache, so they never re-run Maven.
+    cache_home: Path | None = None
+
+    @property
+    def dir(self) -> Path:
+        return self.home / "kafka" / f"broker-{self.port}"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.dir / "data"
+
+    @property
+    def log_file(self) -> Path:
+        return self.dir / "server.log"
+
+    @property
+    def state_file(self) -> Path:
+        return self.dir / "broker.json"
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+
+def server_properties(cfg: BrokerConfig) -> str:
+    return "\n".join(
+        [
+            "process.roles=broker,controller",
+            "node.id=1",
+            f"controller.quorum.bootstrap.servers=127.0.0.1:{cfg.controller_port}",
+            f"listeners=PLAINTEXT://127.0.0.1:{cfg.port},CONTROLLER://127.0.0.1:{cfg.controller_port}",
+            f"advertised.listeners=PLAINTEXT://127.0.0.1:{cfg.port}",
+            "controller.listener.names=CONTROLLER",
+            "inter.broker.listener.name=PLAINTEXT",
+            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            f"log.dirs={cfg.data_dir}",
+            "num.partitions=3",
+            "auto.create.topics.enable=false",
+            "offsets.topic.replication.factor=1",
+            "offsets.topic.num.partitions=10",
+            "transaction.state.log.replication.factor=1",
+            "transaction.state.log.min.isr=1",
+            "share.coordinator.state.topic.replication.factor=1",
+            "share.coordinator.state.topic.min.isr=1",
+            # One node: no reason to wait for more members before the first rebalance.
+            "group.initial.rebalance.delay.ms=0",
+            # The default 128 MiB dedupe buffer does not fit a small heap.
+            "log.cleaner.dedupe.buffer.size=33554432",
+            "",
+        ]
+    )
+
+
+def resolve_classpath(home: Path, deploy_dir: Path = DEPLOY_DIR) -> str:
+    pom = deploy_dir / "pom.xml"
+    digest = hashlib.sha256(pom.read_bytes()).hexdigest()[:16]
+    cache = home / "kafka" / f"classpath-{digest}.txt"
+    if cache.exists():
+        classpath = cache.read_text().strip()
+        if classpath and all(Path(j).exists() for j in classpath.split(os.pathsep)):
+            return classpath
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise KafkaSetupError("Maven (mvn) is not installed: it resolves the Kafka jars")
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run(
+        [
+            mvn,
+            "-q",
+            "-B",
+            "-f",
+            str(pom),
+            "dependency:build-classpath",
+            f"-Dmdep.outputFile={cache}",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0 or not cache.exists():
+        raise KafkaSetupError(f"Maven could not resolve Kafka's jars:\n{result.stdout[-4000:]}")
+    return cache.read_text().strip()
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    return not cmdline.exists() or b"kafka.Kafka" in cmdline.read_bytes()
+
+
+@dataclass(frozen=True)
+class BrokerStatus:
+    running: bool
+    reachable: bool
+    pid: int | None
+    bootstrap: str
+    log_file: Path
+
+
+class LocalBroker:
+    def __init__(self, cfg: BrokerConfig) -> None:
+        self.cfg = cfg
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def _pid(self) -> int | None:
+        if self._proc is not None:
+            # Started by this object: trust the handle. Right after fork, before
+            # exec, /proc/<pid>/cmdline still shows this Python process.
+            return self._proc.pid if self._proc.poll() is None else None
+        try:
+            pid = int(json.loads(self.cfg.state_file.read_text())["pid"])
+        except (FileNotFoundError, ValueError, KeyError):
+            return None
+        return pid if _pid_alive(pid) else None
+
+    def reachable(self, timeout: float = 2.0) -> bool:
+        admin = AdminClient(
+            # log_level 0: connection-refused while the broker boots is expected, not news.
+            {"bootstrap.servers": self.cfg.bootstrap, "socket.timeout.ms": 2000, "log_level": 0}
+        )
+        try:
+            admin.list_topics(timeout=timeout)
+        except Exception:  # any failure means "not reachable yet"
+            return False
+        return True
+
+    def status(self) -> BrokerStatus:
+        pid = self._pid()
+        reachable = pid is not None and self.reachable()
+        return BrokerStatus(pid is not None, reachable, pid, self.cfg.bootstrap, self.cfg.log_file)
+
+    def up(self, timeout: float = 90.0) -> BrokerStatus:
+        if self._pid() is not None:
+            self.wait_ready(timeout)
+            return self.status()
+        for port, setting in (
+            (self.cfg.port, "HUB_KAFKA_PORT"),
+            (self.cfg.controller_port, "HUB_KAFKA_CONTROLLER_PORT"),
+        ):
+            if not port_is_free(port):
+                raise PortInUseError(
+                    f"port {port} on 127.0.0.1 is taken: stop what uses it, or set {setting} "
+                    "to a free port (or KAFKA_BOOTSTRAP_SERVERS to use a running cluster)"
+                )
+        classpath = resolve_classpath(self.cfg.cache_home or self.cfg.home)
+        self.cfg.dir.mkdir(parents=True, exist_ok=True)
+        props = self.cfg.dir / "server.properties"
+        props.write_text(server_properties(self.cfg))
+        if not (self.cfg.data_dir / "meta.properties").exists():
+            self._format(classpath, props)
+        self._spawn(classpath, props)
+        self.wait_ready(timeout)
+        return self.status()
+
+    def _format(self, classpath: str, props: Path) -> None:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        result = subprocess.run(
+            [
+                "java",
+                "-cp",
+                classpath,
+                "kafka.tools.StorageTool",
+                "format",
+                "--standalone",
+                "-t",
+                cluster_id,
+                "-c",
+                str(props),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise KafkaSetupError(
+                f"formatting Kafka storage failed:\n{result.stdout}{result.stderr}"
+            )
+
+    def _spawn(self, classpath: str, props: Path) -> None:
+        log4j = DEPLOY_DIR / "log4j2.properties"
+        argv = [
+            "java",
+            f"-Xms{self.cfg.heap}",
+            f"-Xmx{self.cfg.heap}",
+            "-XX:+UseG1GC",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={log4j}",
+            "-cp",
+            classpath,
+            "kafka.Kafka",
+            str(props),
+        ]
+        with self.cfg.log_file.open("ab") as log:
+            self._proc = proc = subprocess.Popen(
+                argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        self.cfg.state_file.write_text(
+            json.dumps({"pid": proc.pid, "port": self.cfg.port, "started_at": time.time()})
+        )
+
+    def wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._pid() is None:
+                raise KafkaSetupError(
+                    f"the broker exited during startup; last lines of {self.cfg.log_file}:\n"
+                    + self.log_tail()
+                )
+            if self.reachable(timeout=1.0):
+                return
+            time.sleep(0.3)
+        raise KafkaSetupError(
+            f"the broker did not become ready in {timeout:.0f}s; see {self.cfg.log_file}"
+        )
+
+    def down(self, timeout: float = 30.0, *, kill: bool = False) -> bool:
+        pid = self._pid()
+        if pid is None:
+            return False
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL if kill else signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self._alive(pid):
+            time.sleep(0.1)
+        if self._alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+            while self._alive(pid):
+                time.sleep(0.05)
+        _reap(pid)
+        self._proc = None
+        self.cfg.state_file.unlink(missing_ok=True)
+        return True
+
+    def _alive(self, pid: int) -> bool:
+        if self._proc is not None and self._proc.pid == pid:
+            return self._proc.poll() is None
+        return _pid_alive(pid)
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.cfg.log_file.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return "(no log yet)"
+
+
+def _reap(pid: int) -> None:
+    # When this process started the broker, collect its exit status so it is not
+    # left a zombie (and _pid_alive stops seeing it).
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)

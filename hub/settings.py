@@ -1,0 +1,103 @@
+"""The hub's one settings object, read from environment variables.
+
+Every field is documented in README.md ("Configuration"); the defaults run the
+whole hub on one laptop. Production points the provider base URLs at the real
+providers and `KAFKA_BOOTSTRAP_SERVERS` at a real cluster.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HUB_", extra="ignore", frozen=True)
+
+    # Where the hub keeps what it downloads and generates: the Kafka classpath,
+    # broker data, component logs, demo tenant credentials. Never inside the repo.
+    home: Path = Path("~/.cache/integration-hub").expanduser()
+
+    # --- Kafka -------------------------------------------------------------
+    # Set KAFKA_BOOTSTRAP_SERVERS to use an existing cluster; otherwise the hub
+    # talks to the local broker that `hub kafka up` starts on kafka_port.
+    kafka_bootstrap_servers: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "HUB_KAFKA_BOOTSTRAP_SERVERS"),
+    )
+    kafka_port: int = 19092
+    kafka_controller_port: int = 19093
+    kafka_heap: str = "768m"
+    topic_partitions: int = 3
+    schema_registry_url: str | None = None
+
+    # --- Webhook ingress ---------------------------------------------------
+    ingress_host: str = "127.0.0.1"
+    ingress_port: int = 8080
+    ingress_max_body_bytes: int = 256 * 1024
+    # How long the ingress waits for Kafka's acknowledgement before answering
+    # 503; the provider retries, so nothing is lost.
+    ingress_produce_timeout_ms: int = 5000
+
+    # --- Tenants -----------------------------------------------------------
+    # TOML file with per-tenant provider credentials (see deploy/tenants.example.toml),
+    # or the same structure as JSON in HUB_TENANTS.
+    tenants_file: Path | None = None
+    tenants: str | None = None
+
+    # --- Providers (production defaults; `hub run` points them at the simulators)
+    razorpay_base_url: str = "https://api.razorpay.com"
+    twilio_base_url: str = "https://api.twilio.com"
+    sendgrid_base_url: str = "https://api.sendgrid.com"
+    payment_url_template: str = "https://checkout.school.example/pay/{order_id}"
+    receipt_url_template: str = "https://erp.school.example/receipts/{receipt_no}"
+
+    # --- Connectors --------------------------------------------------------
+    # Seed schedule: 5 attempts, waiting 1-2-4-8 s between them.
+    retry_attempts: int = 5
+    retry_base_seconds: float = 1.0
+    retry_max_seconds: float = 8.0
+    retry_after_cap_seconds: float = 60.0
+    http_connect_timeout: float = 5.0
+    http_read_timeout: float = 15.0
+    connector_concurrency: int = 32
+    connector_batch_size: int = 200
+
+    # --- Processors --------------------------------------------------------
+    # Razorpay retries a webhook for 24 h; keep seen event ids for three days.
+    dedup_retention_hours: float = 72.0
+    # A payment for a gateway order the hub never created waits this long for
+    # the order to appear, then becomes a dead letter for an operator.
+    unmatched_payment_grace_hours: float = 24.0
+
+    # --- Simulators (local development and tests only) ---------------------
+    simulator_host: str = "127.0.0.1"
+    simulator_port: int = 8099
+
+    # --- Logging -----------------------------------------------------------
+    log_level: str = "INFO"
+    log_format: str = "json"  # json | console
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return self.kafka_bootstrap_servers or f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def uses_local_broker(self) -> bool:
+        return self.kafka_bootstrap_servers is None
+
+    @property
+    def simulator_url(self) -> str:
+        return f"http://{self.simulator_host}:{self.simulator_port}"
+
+    @property
+    def ingress_url(self) -> str:
+        return f"http://{self.ingress_host}:{self.ingress_port}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,123 @@
+"""The whole hub on one machine: simulators, ingress, processors, connectors.
+
+`hub run` and the test suite both start the hub through this, with the same
+settings handed to every child as environment variables.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from hub.local_kafka import port_is_free
+from hub.settings import Settings
+from hub.supervisor import Supervisor, group_ready, http_ready
+from hub.topics import CONNECTOR_PROVIDERS
+
+OnReady = Callable[[str, float], None]
+
+
+class PortTakenError(RuntimeError):
+    pass
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """Environment that makes a child process build exactly these settings."""
+    env = {}
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        env[f"HUB_{name.upper()}"] = str(value)
+    if settings.kafka_bootstrap_servers:
+        env["KAFKA_BOOTSTRAP_SERVERS"] = settings.kafka_bootstrap_servers
+    return env
+
+
+def with_simulators(settings: Settings) -> Settings:
+    """Point every provider at the local simulators (development and tests only)."""
+    sim = settings.simulator_url
+    return settings.model_copy(
+        update={
+            "razorpay_base_url": f"{sim}/razorpay",
+            "twilio_base_url": f"{sim}/twilio",
+            "sendgrid_base_url": f"{sim}/sendgrid",
+            "payment_url_template": f"{sim}/razorpay/checkout/{{order_id}}",
+        }
+    )
+
+
+def check_ports(settings: Settings, simulators: bool) -> None:
+    ports = [(settings.ingress_port, "HUB_INGRESS_PORT", "the webhook ingress")]
+    if simulators:
+        ports.append((settings.simulator_port, "HUB_SIMULATOR_PORT", "the provider simulators"))
+    for port, variable, what in ports:
+        if not port_is_free(port):
+            raise PortTakenError(
+                f"port {port} on 127.0.0.1 is taken, so {what} cannot start: "
+                f"stop what uses it or set {variable} to a free port"
+            )
+
+
+class HubStack:
+    def __init__(
+        self,
+        settings: Settings,
+        log_dir: Path,
+        *,
+        simulators: bool = True,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.simulators = simulators
+        env = {**os.environ, **settings_env(settings), **(extra_env or {})}
+        self.supervisor = Supervisor(log_dir, env)
+
+    def _hub(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "hub", *args]
+
+    def start(self, on_ready: OnReady | None = None, timeout: float = 120.0) -> None:
+        s = self.settings
+        check_ports(s, self.simulators)
+        plan: list[tuple[str, list[str], Callable[[], bool]]] = []
+        if self.simulators:
+            plan.append(
+                (
+                    "simulators",
+                    self._hub("simulators", "serve"),
+                    http_ready(f"{s.simulator_url}/_sim/health"),
+                )
+            )
+        plan += [
+            ("ingress", self._hub("ingress", "serve"), http_ready(f"{s.ingress_url}/readyz")),
+            (
+                "processors",
+                self._hub("processors", "run"),
+                group_ready(s.bootstrap_servers, "hub-processors"),
+            ),
+            (
+                "connectors",
+                self._hub("connectors", "run"),
+                lambda: all(
+                    group_ready(s.bootstrap_servers, f"hub-connector-{p}")()
+                    for p in CONNECTOR_PROVIDERS
+                ),
+            ),
+        ]
+        for name, argv, ready in plan:
+            self.supervisor.start(name, argv, ready)
+        try:
+            for name, _argv, _ready in plan:
+                took = self.supervisor.wait_ready(name, timeout)
+                if on_ready:
+                    on_ready(name, took)
+        except BaseException:
+            self.stop()
+            raise
+
+    def restart_crashed(self) -> list[str]:
+        return self.supervisor.restart_crashed()
+
+    def stop(self) -> None:
+        self.supervisor.stop_all()

@@ -1,0 +1,138 @@
+"""Per-tenant provider credentials, from a TOML file or the environment.
+
+A tenant is one school (one customer of the hub). Secrets are `SecretStr`, so
+their `repr` is masked and they never reach a log line by accident.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, SecretStr
+
+from hub.settings import Settings
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class RazorpayAccount(_Model):
+    key_id: str
+    key_secret: SecretStr
+    webhook_secret: SecretStr
+
+
+class TwilioAccount(_Model):
+    account_sid: str
+    auth_token: SecretStr
+    from_number: str
+
+
+class SendGridAccount(_Model):
+    api_key: SecretStr
+    from_email: str
+    from_name: str = ""
+
+
+class Tenant(_Model):
+    id: str
+    name: str = ""
+    razorpay: RazorpayAccount | None = None
+    twilio: TwilioAccount | None = None
+    sendgrid: SendGridAccount | None = None
+
+    def webhook_secret(self, provider: str) -> SecretStr | None:
+        account = getattr(self, provider, None)
+        secret = getattr(account, "webhook_secret", None)
+        return secret if isinstance(secret, SecretStr) else None
+
+
+class TenantDirectory:
+    def __init__(self, tenants: dict[str, Tenant]) -> None:
+        self._tenants = tenants
+
+    def get(self, tenant_id: str) -> Tenant | None:
+        return self._tenants.get(tenant_id)
+
+    def __contains__(self, tenant_id: object) -> bool:
+        return tenant_id in self._tenants
+
+    def __len__(self) -> int:
+        return len(self._tenants)
+
+    def ids(self) -> list[str]:
+        return sorted(self._tenants)
+
+    def by_razorpay_key(self, key_id: str) -> Tenant | None:
+        return next(
+            (t for t in self._tenants.values() if t.razorpay and t.razorpay.key_id == key_id), None
+        )
+
+
+class TenantConfigError(ValueError):
+    pass
+
+
+def parse_tenants(raw: dict[str, Any]) -> TenantDirectory:
+    table = raw.get("tenants", raw)
+    if not isinstance(table, dict):
+        raise TenantConfigError("tenant config must map tenant ids to their settings")
+    try:
+        tenants = {tid: Tenant(id=tid, **body) for tid, body in table.items()}
+    except (TypeError, ValueError) as exc:
+        raise TenantConfigError(f"invalid tenant config: {exc}") from exc
+    return TenantDirectory(tenants)
+
+
+def load_tenants(settings: Settings) -> TenantDirectory:
+    if settings.tenants:
+        return parse_tenants(json.loads(settings.tenants))
+    if settings.tenants_file:
+        path = settings.tenants_file.expanduser()
+        if not path.exists():
+            raise TenantConfigError(f"HUB_TENANTS_FILE={path} does not exist")
+        return parse_tenants(tomllib.loads(path.read_text()))
+    return TenantDirectory({})
+
+
+def demo_tenant_config(tenant_id: str = "greenwood", name: str = "Greenwood High School") -> str:
+    """A TOML tenant file with freshly generated secrets, for local runs and tests.
+
+    The secrets are random per machine (never committed); they only ever meet
+    the local provider simulators.
+    """
+
+    def token(n: int = 24) -> str:
+        return secrets.token_hex(n)
+
+    return f"""[tenants.{tenant_id}]
+name = "{name}"
+
+[tenants.{tenant_id}.razorpay]
+key_id = "rzp_test_{secrets.token_hex(7)}"
+key_secret = "{token()}"
+webhook_secret = "{token()}"
+
+[tenants.{tenant_id}.twilio]
+account_sid = "AC{secrets.token_hex(16)}"
+auth_token = "{token(16)}"
+from_number = "+15005550006"
+
+[tenants.{tenant_id}.sendgrid]
+api_key = "SG.{secrets.token_urlsafe(16)}.{secrets.token_urlsafe(32)}"
+from_email = "fees@{tenant_id}.school.example"
+from_name = "{name}"
+"""
+
+
+def ensure_demo_tenants(path: Path) -> Path:
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(demo_tenant_config())
+        path.chmod(0o600)
+    return path

@@ -1,0 +1,206 @@
+"""The topic catalog: every topic the hub reads or writes, as code.
+
+Naming convention: `<domain>.<stream>.v<major>`: lowercase, dots between parts,
+hyphens inside a part. `<major>` changes only with an incompatible schema
+change, which means a new topic and a migration, never an in-place rewrite.
+Connector topics are `connector.<provider>.commands.v1` / `.results.v1`;
+dead-letter topics are `dlq.<stage>.v1`. Faust's own changelog topics follow
+faust's convention, `<app id>-<table>-changelog`.
+
+Every per-entity stream is keyed `<tenant>:<entity id>` so one entity's events
+stay in order on one partition. Topics a faust table joins must share one
+partition count; the catalog gives all of them the same one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+DAY_MS = 24 * 3600 * 1000
+
+# Providers with a connector worker. tests/connectors/test_registry.py proves this
+# matches the adapter registry.
+CONNECTOR_PROVIDERS = ("razorpay", "twilio", "sendgrid")
+PROCESSOR_STAGES = ("normalizer", "reconciler", "router")
+
+RAW_WEBHOOKS = "webhooks.raw.v1"
+PAYMENT_EVENTS = "payments.events.v1"
+INVOICES = "fees.invoices.v1"
+PAYMENT_REQUESTS = "fees.payment-requests.v1"
+PAYMENT_ORDERS = "fees.payment-orders.v1"
+INVOICE_STATUS = "fees.invoice-status.v1"
+PAYMENTS_RECORDED = "fees.payments-recorded.v1"
+NOTIFICATION_REQUESTS = "notifications.requests.v1"
+ORDER_LINKS = "hub.reconciler.order-links.v1"
+PAYMENT_MATCHES = "hub.reconciler.payment-matches.v1"
+
+
+def commands_topic(provider: str) -> str:
+    return f"connector.{provider}.commands.v1"
+
+
+def results_topic(provider: str) -> str:
+    return f"connector.{provider}.results.v1"
+
+
+def dlq_topic(stage: str) -> str:
+    return f"dlq.{stage}.v1"
+
+
+def connector_stage(provider: str) -> str:
+    return f"connector-{provider}"
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    key: str
+    value_schema: str
+    description: str
+    retention_ms: int = 7 * DAY_MS
+    cleanup_policy: str = "delete"
+    partitions: int | None = None  # None: the catalog's shared partition count
+    extra_config: dict[str, str] = field(default_factory=dict)
+
+    def config(self) -> dict[str, str]:
+        return {
+            "cleanup.policy": self.cleanup_policy,
+            "retention.ms": str(self.retention_ms),
+            **self.extra_config,
+        }
+
+
+def _ns(name: str) -> str:
+    return f"com.integrationhub.{name}"
+
+
+def _business_topics() -> list[TopicSpec]:
+    return [
+        TopicSpec(
+            RAW_WEBHOOKS,
+            "<provider>:<tenant>:<provider event id>",
+            _ns("RawWebhook"),
+            "verified webhooks exactly as providers sent them",
+        ),
+        TopicSpec(
+            PAYMENT_EVENTS,
+            "<tenant>:<order id>",
+            _ns("PaymentEvent"),
+            "normalized, deduplicated payment events",
+            retention_ms=30 * DAY_MS,
+        ),
+        TopicSpec(
+            INVOICES,
+            "<tenant>:<invoice id>",
+            _ns("Invoice"),
+            "invoices published by the fee module",
+            retention_ms=30 * DAY_MS,
+        ),
+        TopicSpec(
+            PAYMENT_REQUESTS,
+            "<tenant>:<invoice id>",
+            _ns("PaymentRequested"),
+            "fee module asks the hub to collect an invoice",
+        ),
+        TopicSpec(
+            PAYMENT_ORDERS,
+            "<tenant>:<invoice id>",
+            _ns("PaymentOrderResult"),
+            "gateway order and payment URL for each payment request",
+            retention_ms=30 * DAY_MS,
+        ),
+        TopicSpec(
+            INVOICE_STATUS,
+            "<tenant>:<invoice id>",
+            _ns("InvoiceStatusChanged"),
+            "invoice status changes (PAID) for the fee module",
+            retention_ms=30 * DAY_MS,
+        ),
+        TopicSpec(
+            PAYMENTS_RECORDED,
+            "<tenant>:<invoice id>",
+            _ns("PaymentRecorded"),
+            "every payment attempt on an invoice, for the fee ledger",
+            retention_ms=30 * DAY_MS,
+        ),
+        TopicSpec(
+            NOTIFICATION_REQUESTS,
+            "<tenant>:<recipient>",
+            _ns("NotificationRequest"),
+            "SMS and email to send; the router picks the provider",
+        ),
+        TopicSpec(
+            ORDER_LINKS,
+            "<tenant>:<order id>",
+            _ns("PaymentOrderResult"),
+            "reconciler-internal: gateway order to invoice, re-keyed by order",
+            retention_ms=30 * DAY_MS,
+        ),
+        TopicSpec(
+            PAYMENT_MATCHES,
+            "<tenant>:<invoice id>",
+            _ns("PaymentMatched"),
+            "reconciler-internal: payment events matched to an invoice, re-keyed by invoice",
+        ),
+    ]
+
+
+def _connector_topics(provider: str) -> list[TopicSpec]:
+    return [
+        TopicSpec(
+            commands_topic(provider),
+            "<tenant>:<idempotency key>",
+            _ns("ConnectorCommand"),
+            f"calls for the {provider} connector to make",
+        ),
+        # Compacted: the newest result per idempotency key is the connector's
+        # ledger of what was already delivered.
+        TopicSpec(
+            results_topic(provider),
+            "<tenant>:<idempotency key>",
+            _ns("ConnectorResult"),
+            f"outcome of every {provider} command",
+            cleanup_policy="compact,delete",
+        ),
+    ]
+
+
+def _dead_letter_topics() -> list[TopicSpec]:
+    stages = [*PROCESSOR_STAGES, *(connector_stage(p) for p in CONNECTOR_PROVIDERS)]
+    return [
+        TopicSpec(
+            dlq_topic(stage),
+            "the original record's key",
+            _ns("DeadLetter"),
+            f"records the {stage} stage could not process",
+            retention_ms=30 * DAY_MS,
+        )
+        for stage in stages
+    ]
+
+
+def catalog() -> list[TopicSpec]:
+    specs = _business_topics()
+    for provider in CONNECTOR_PROVIDERS:
+        specs += _connector_topics(provider)
+    return specs + _dead_letter_topics()
+
+
+def spec(name: str) -> TopicSpec:
+    for candidate in catalog():
+        if candidate.name == name:
+            return candidate
+    raise KeyError(f"{name!r} is not in the topic catalog (hub topics list shows them)")
+
+
+def default_topic_for(schema: str) -> str | None:
+    """The one public topic an event of this schema belongs on, if there is exactly one.
+
+    Internal (`hub.`), connector and dead-letter topics need an explicit topic.
+    """
+    public = [
+        s.name
+        for s in catalog()
+        if s.value_schema == schema and not s.name.startswith(("hub.", "dlq.", "connector."))
+    ]
+    return public[0] if len(public) == 1 else None

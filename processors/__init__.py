@@ -1,0 +1,1 @@
+"""Stateful stream processors (faust-streaming): normalize, deduplicate, reconcile, route."""

@@ -1,0 +1,163 @@
+"""A small synchronous client for the simulators' `/_sim` control routes."""
+
+from __future__ import annotations
+
+import time
+from types import TracebackType
+from typing import Any, Self, cast
+
+import httpx
+
+POLL_INTERVAL = 0.05
+
+
+class SimulatorClient:
+    """Read recorded requests, queue faults, pay orders and resend webhooks.
+
+    `transport` (or a ready `http_client`) replaces the network, for tests.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+        http_client: httpx.Client | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._owns_client = http_client is None
+        self._http = http_client or httpx.Client(
+            base_url=self.base_url, timeout=timeout, transport=transport
+        )
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._owns_client:
+            self._http.close()
+
+    def _url(self, path: str) -> str:
+        return f"{self.base_url}/_sim{path}"
+
+    def _json(self, response: httpx.Response) -> dict[str, Any]:
+        response.raise_for_status()
+        return cast(dict[str, Any], response.json())
+
+    # --- health and recorded requests --------------------------------------
+
+    def health(self) -> bool:
+        try:
+            response = self._http.get(self._url("/health"), timeout=2.0)
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 200 and response.json().get("status") == "ok"
+
+    def requests(self, provider: str | None = None, **match: Any) -> list[dict[str, Any]]:
+        """Recorded requests, oldest first; `since_id=N` and body `key=value` filters."""
+        params = {k: str(v) for k, v in match.items()}
+        if provider is not None:
+            params["provider"] = provider
+        found = self._json(self._http.get(self._url("/requests"), params=params))["requests"]
+        return cast(list[dict[str, Any]], found)
+
+    def wait_for_requests(
+        self, provider: str, count: int, *, timeout: float = 10.0, **match: Any
+    ) -> list[dict[str, Any]]:
+        """Poll until at least `count` matching requests were recorded; all of them."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.requests(provider, **match)
+            if len(found) >= count:
+                return found
+            if time.monotonic() >= deadline:
+                raise TimeoutError(
+                    f"{provider}: saw {len(found)} of {count} requests matching {match} "
+                    f"within {timeout}s"
+                )
+            time.sleep(POLL_INTERVAL)
+
+    def clear(self) -> None:
+        self._json(self._http.delete(self._url("/requests")))
+
+    def reset(self) -> None:
+        """Forget requests, faults, orders, payments and webhooks."""
+        self._json(self._http.post(self._url("/reset")))
+
+    # --- faults -------------------------------------------------------------
+
+    def add_fault(
+        self,
+        provider: str,
+        *,
+        status: int = 503,
+        times: int = 1,
+        retry_after: float | None = None,
+        mode: str = "status",
+        delay_seconds: float = 0.0,
+        match: dict[str, Any] | None = None,
+    ) -> None:
+        body: dict[str, Any] = {
+            "provider": provider,
+            "mode": mode,
+            "status": status,
+            "times": times,
+            "delay_seconds": delay_seconds,
+        }
+        if retry_after is not None:
+            body["retry_after"] = retry_after
+        if match:
+            body["match"] = match
+        self._json(self._http.post(self._url("/faults"), json=body))
+
+    def faults(self) -> list[dict[str, Any]]:
+        return cast(
+            list[dict[str, Any]], self._json(self._http.get(self._url("/faults")))["faults"]
+        )
+
+    def clear_faults(self) -> None:
+        self._json(self._http.delete(self._url("/faults")))
+
+    # --- Razorpay payments and webhooks -------------------------------------
+
+    def pay_order(
+        self,
+        order_id: str,
+        outcome: str = "captured",
+        *,
+        method: str = "card",
+        error_code: str | None = None,
+        error_description: str | None = None,
+        webhook_url: str | None = None,
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"outcome": outcome, "method": method}
+        for key, value in (
+            ("error_code", error_code),
+            ("error_description", error_description),
+            ("webhook_url", webhook_url),
+        ):
+            if value is not None:
+                body[key] = value
+        return self._json(self._http.post(self._url(f"/razorpay/orders/{order_id}/pay"), json=body))
+
+    def resend_webhook(self, event_id: str, webhook_url: str | None = None) -> dict[str, Any]:
+        body = {"webhook_url": webhook_url} if webhook_url else {}
+        return self._json(
+            self._http.post(self._url(f"/razorpay/webhooks/{event_id}/resend"), json=body)
+        )
+
+    def order(self, order_id: str) -> dict[str, Any]:
+        return self._json(self._http.get(self._url(f"/razorpay/orders/{order_id}")))
+
+    def webhooks(self) -> list[dict[str, Any]]:
+        found = self._json(self._http.get(self._url("/razorpay/webhooks")))["webhooks"]
+        return cast(list[dict[str, Any]], found)

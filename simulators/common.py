@@ -1,0 +1,156 @@
+"""What every provider route shares: recording, faults, body parsing and auth helpers."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
+
+from starlette.datastructures import Headers
+from starlette.requests import Request
+from starlette.responses import Response
+
+from hub.tenants import Tenant, TenantDirectory
+from simulators.state import Fault, SimState, lowercase_headers
+
+if TYPE_CHECKING:
+    from simulators.razorpay_webhooks import WebhookSender
+
+# Bodies above this size are recorded as a placeholder, not parsed.
+RECORD_BODY_LIMIT = 1024 * 1024
+# Bodies above this size are not parsed at all (SendGrid's limit is 30 MB).
+PARSE_BODY_LIMIT = 30 * 1024 * 1024
+# A "timeout" fault without its own delay sleeps this long before answering 504.
+DEFAULT_TIMEOUT_DELAY = 30.0
+
+FORM_TYPE = "application/x-www-form-urlencoded"
+
+
+@dataclass
+class SimContext:
+    state: SimState
+    tenants: TenantDirectory
+    webhooks: WebhookSender
+
+    def all_tenants(self) -> list[Tenant]:
+        return [t for t in (self.tenants.get(i) for i in self.tenants.ids()) if t is not None]
+
+
+@dataclass(frozen=True)
+class Call:
+    """One provider request after recording: the raw bytes, the parsed body, the tenant."""
+
+    request: Request
+    raw: bytes
+    body: Any
+    tenant: Tenant | None
+
+
+@dataclass(frozen=True)
+class ProviderSpec:
+    name: str
+    # Tenant whose credentials the request carries (None when missing or wrong).
+    authenticate: Callable[[SimContext, Headers], Tenant | None]
+    # The provider's own error response for an HTTP status (used by faults).
+    error_for_status: Callable[[int], Response]
+
+
+Handler = Callable[[Call], Response]
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def parse_body(raw: bytes, content_type: str) -> Any:
+    """JSON, a form dict, or text; None for an empty body."""
+    if not raw:
+        return None
+    if len(raw) > PARSE_BODY_LIMIT:
+        return None
+    text = raw.decode("utf-8", errors="replace")
+    if content_type.split(";", maxsplit=1)[0].strip().lower() == FORM_TYPE:
+        return dict(parse_qsl(text, keep_blank_values=True))
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def app_root(request: Request) -> str:
+    """The path prefix the whole simulator app is served under ("" normally)."""
+    return str(request.scope.get("app_root_path", request.scope.get("root_path", "")))
+
+
+def basic_credentials(headers: Headers) -> tuple[str, str] | None:
+    scheme, _, value = headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "basic" or not value:
+        return None
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    user, sep, password = decoded.partition(":")
+    return (user, password) if sep else None
+
+
+def bearer_token(headers: Headers) -> str | None:
+    scheme, _, value = headers.get("authorization", "").partition(" ")
+    return (value.strip() or None) if scheme.lower() == "bearer" else None
+
+
+def retry_after_value(seconds: float) -> str:
+    """Whole seconds as an integer (RFC 9110); fractions kept for fast local tests."""
+    return str(int(seconds)) if float(seconds).is_integer() else f"{seconds:g}"
+
+
+async def _answer_fault(fault: Fault, spec: ProviderSpec, call: Call, handler: Handler) -> Response:
+    if fault.mode == "slow":
+        await asyncio.sleep(fault.delay_seconds)
+        return handler(call)
+    if fault.mode == "timeout":
+        delay = fault.delay_seconds if fault.delay_seconds > 0 else DEFAULT_TIMEOUT_DELAY
+        await asyncio.sleep(delay)
+        response = spec.error_for_status(504)
+    else:
+        response = spec.error_for_status(fault.status)
+    if fault.retry_after is not None and math.isfinite(fault.retry_after):
+        response.headers["Retry-After"] = retry_after_value(fault.retry_after)
+    return response
+
+
+def provider_endpoint(
+    ctx: SimContext, spec: ProviderSpec, handler: Handler, *, faultable: bool = True
+) -> Endpoint:
+    """Wrap a provider handler: record the request, apply a queued fault, record the status."""
+
+    async def endpoint(request: Request) -> Response:
+        raw = await request.body()
+        body = parse_body(raw, request.headers.get("content-type", ""))
+        tenant = spec.authenticate(ctx, request.headers)
+        recorded_body = body if len(raw) <= RECORD_BODY_LIMIT else f"<{len(raw)} bytes>"
+        entry = ctx.state.recorder.record(
+            provider=spec.name,
+            method=request.method,
+            path=request.url.path,
+            headers=lowercase_headers(request.headers.items(), masked=("authorization",)),
+            body=recorded_body,
+            tenant=tenant.id if tenant else None,
+        )
+        call = Call(request=request, raw=raw, body=body, tenant=tenant)
+        fault = ctx.state.faults.take(spec.name, body) if faultable else None
+        try:
+            if fault is None:
+                response = handler(call)
+            else:
+                response = await _answer_fault(fault, spec, call, handler)
+        except Exception:
+            entry.response_status = 500
+            raise
+        entry.response_status = response.status_code
+        return response
+
+    return endpoint

@@ -1,0 +1,226 @@
+from datetime import date
+
+import pytest
+
+from schemas.codec import SingleObjectCodec
+from schemas.events import (
+    EVENT_MODELS,
+    Channel,
+    ConnectorCommand,
+    ConnectorResult,
+    Contact,
+    CreatePaymentOrder,
+    DeadLetter,
+    EventHeader,
+    Invoice,
+    InvoiceStatus,
+    InvoiceStatusChanged,
+    KafkaHeader,
+    NotificationRequest,
+    OrderStatus,
+    PaymentEvent,
+    PaymentEventKind,
+    PaymentMatched,
+    PaymentOrderResult,
+    PaymentRecorded,
+    PaymentRequested,
+    PaymentStatus,
+    RawWebhook,
+    ResultStatus,
+    SendEmail,
+    SendSms,
+    UnexpectedEventError,
+    decode_as,
+    decode_event,
+    encode_event,
+    utcnow,
+)
+from schemas.store import default_store
+
+
+def header(event_type: str = "t") -> EventHeader:
+    return EventHeader.new(event_type, "greenwood", source="test")
+
+
+PARENT = Contact(name="Mrs. Sharma", phone="+919876543210", email="s@example.com")
+PAYMENT = PaymentEvent(
+    header=header(),
+    provider="razorpay",
+    provider_event_id="evt_1",
+    kind=PaymentEventKind.CAPTURED,
+    payment_id="pay_1",
+    order_id="order_1",
+    amount_minor=100,
+    currency="INR",
+    method="upi",
+    provider_created_at=utcnow(),
+)
+
+EXAMPLES = [
+    RawWebhook(
+        header=header(),
+        provider="razorpay",
+        provider_event_id="evt_1",
+        provider_event_type="payment.captured",
+        content_type="application/json",
+        http_headers={"x-razorpay-event-id": "evt_1"},
+        body=b'{"a": 1}',
+        received_at=utcnow(),
+    ),
+    PAYMENT,
+    PaymentMatched(header=header(), invoice_id="INV-1", request_id="r1", payment=PAYMENT),
+    Invoice(
+        header=header(),
+        invoice_id="INV-1",
+        student_id="S",
+        student_name="R",
+        description="d",
+        amount_minor=1,
+        due_date=date(2026, 12, 1),
+        parent=PARENT,
+    ),
+    PaymentRequested(
+        header=header(),
+        invoice_id="INV-1",
+        student_id="S",
+        student_name="R",
+        description="d",
+        amount_minor=1,
+        parent=PARENT,
+    ),
+    PaymentOrderResult(
+        header=header(),
+        request_id="r",
+        invoice_id="I",
+        gateway="razorpay",
+        status=OrderStatus.CREATED,
+        order_id="order_1",
+        payment_url="https://x",
+    ),
+    InvoiceStatusChanged(
+        header=header(),
+        invoice_id="I",
+        status=InvoiceStatus.PAID,
+        previous_status=InvoiceStatus.UNPAID,
+        paid_amount_minor=1,
+        currency="INR",
+    ),
+    PaymentRecorded(
+        header=header(),
+        invoice_id="I",
+        order_id="o",
+        payment_id="p",
+        gateway="razorpay",
+        status=PaymentStatus.FAILED,
+        amount_minor=1,
+        currency="INR",
+        error_code="E",
+    ),
+    NotificationRequest(
+        header=header(),
+        idempotency_key="k",
+        channel=Channel.EMAIL,
+        to="a@b.c",
+        subject="s",
+        text="t",
+        html="<p>t</p>",
+    ),
+    ConnectorCommand(
+        header=header(),
+        idempotency_key="k",
+        provider="razorpay",
+        payload=CreatePaymentOrder(
+            amount_minor=100, currency="INR", receipt="r", notes={"invoice_id": "I"}
+        ),
+        context={"a": "b"},
+    ),
+    ConnectorCommand(
+        header=header(),
+        idempotency_key="k",
+        provider="twilio",
+        payload=SendSms(to="+91", text="hi"),
+    ),
+    ConnectorCommand(
+        header=header(),
+        idempotency_key="k",
+        provider="sendgrid",
+        payload=SendEmail(to="a@b.c", subject="s", text="t"),
+    ),
+    ConnectorResult(
+        header=header(),
+        command_id="c",
+        idempotency_key="k",
+        provider="twilio",
+        operation="sms.send",
+        status=ResultStatus.DELIVERED,
+        attempts=1,
+        provider_ref="SM1",
+        details={"x": "y"},
+    ),
+    DeadLetter(
+        header=header(),
+        stage="router",
+        worker="w",
+        original_topic="t",
+        original_partition=0,
+        original_offset=5,
+        original_key=b"k",
+        original_value=b"\x00",
+        original_headers=[KafkaHeader(key="h", value=b"v")],
+        error_class="E",
+        error_message="m",
+        retryable=False,
+        first_failure_at=utcnow(),
+        last_failure_at=utcnow(),
+    ),
+]
+
+
+def test_every_event_schema_has_a_model_and_an_example():
+    schemas = {e.name for e in default_store().events()}
+    assert schemas == set(EVENT_MODELS)
+    assert schemas == {type(e).SCHEMA for e in EXAMPLES}
+
+
+@pytest.mark.parametrize(
+    "event",
+    EXAMPLES,
+    ids=lambda e: type(e).__name__ + ":" + getattr(getattr(e, "payload", None), "OPERATION", ""),
+)
+def test_every_model_round_trips_through_its_schema(event):
+    codec = SingleObjectCodec()
+    assert decode_event(codec, encode_event(codec, event)) == event
+
+
+def test_sms_and_email_payloads_keep_their_union_branch():
+    # SendSms's fields are a subset of SendEmail's: without an explicit branch
+    # the writer could pick the wrong one.
+    codec = SingleObjectCodec()
+    sms = next(
+        e for e in EXAMPLES if isinstance(e, ConnectorCommand) and isinstance(e.payload, SendSms)
+    )
+    decoded = decode_as(codec, encode_event(codec, sms), ConnectorCommand)
+    assert isinstance(decoded.payload, SendSms)
+    assert decoded.operation == "sms.send"
+
+
+def test_decode_as_rejects_the_wrong_event_type():
+    codec = SingleObjectCodec()
+    with pytest.raises(UnexpectedEventError):
+        decode_as(codec, encode_event(codec, PAYMENT), Invoice)
+
+
+def test_caused_header_keeps_tenant_and_flow():
+    cause = header("a")
+    effect = cause.caused("b", source="x")
+    assert (effect.tenant, effect.correlation_id, effect.causation_id) == (
+        cause.tenant,
+        cause.correlation_id,
+        cause.event_id,
+    )
+    assert effect.event_id != cause.event_id
+
+
+def test_keys_are_per_tenant_entity():
+    assert PAYMENT.key() == "greenwood:order_1"
+    assert EXAMPLES[0].key() == "razorpay:greenwood:evt_1"
