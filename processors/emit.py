@@ -11,3 +11,10 @@ from schemas.events import Event
 class Emit:
     topic: str
     event: Event
+    # Set when a stream is re-keyed (an order link is keyed by order, not by
+    # invoice); otherwise the event's own key.
+    key: str | None = None
+
+    @property
+    def record_key(self) -> str:
+        return self.key or self.event.key()

@@ -48,6 +48,7 @@ from schemas.events import (
     PaymentStatus,
     Priority,
     ResultStatus,
+    entity_key,
 )
 
 SOURCE = "reconciler"
@@ -209,7 +210,8 @@ def order_results(result: ConnectorResult, ctx: FeeContext) -> list[Emit]:
             order_id=result.provider_ref,
             payment_url=ctx.payment_url(header.tenant, result.provider_ref, invoice_id),
         )
-        return [Emit(PAYMENT_ORDERS, order), Emit(ORDER_LINKS, order)]
+        link_key = entity_key(header.tenant, result.provider_ref)
+        return [Emit(PAYMENT_ORDERS, order), Emit(ORDER_LINKS, order, key=link_key)]
     return [
         Emit(
             PAYMENT_ORDERS,

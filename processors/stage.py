@@ -64,7 +64,7 @@ class Stage:
 
     async def send(self, emits: list[Emit]) -> None:
         for emit in emits:
-            await self.send_event(emit.topic, emit.event)
+            await self.send_event(emit.topic, emit.event, emit.record_key)
 
     async def send_event(self, topic: str, event: Event, key: str | None = None) -> None:
         await self.topic(topic).send(
