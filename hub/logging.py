@@ -62,7 +62,16 @@ def configure_logging(level: str = "INFO", fmt: str = "json", component: str = "
         if fmt == "json"
         else structlog.dev.ConsoleRenderer(colors=False)
     )
+
+    def add_component(
+        _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        # Static, not a context variable: library threads (aiokafka's) log too.
+        event_dict.setdefault("component", component)
+        return event_dict
+
     shared: list[Any] = [
+        add_component,
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
@@ -91,7 +100,6 @@ def configure_logging(level: str = "INFO", fmt: str = "json", component: str = "
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    structlog.contextvars.bind_contextvars(component=component)
 
 
 def get_logger(name: str) -> Any:

@@ -15,7 +15,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="HUB_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="HUB_", extra="ignore", frozen=True, populate_by_name=True
+    )
 
     # Where the hub keeps what it downloads and generates: the Kafka classpath,
     # broker data, component logs, demo tenant credentials. Never inside the repo.

@@ -11,6 +11,7 @@ derived from the payment, so a connector never sends it twice.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel, Field
@@ -146,8 +147,12 @@ def _order_failed(req: PaymentRequested, state: InvoiceState, code: str, message
 
 def receipt_for_gateway(request_id: str) -> str:
     # Razorpay caps receipt at 40 characters and, with unique_receipt, treats it
-    # as the idempotency key of order creation.
-    return f"rcpt_{request_id}"[:40]
+    # as the idempotency key of order creation: two requests must never share
+    # one, so a long id is hashed rather than cut.
+    receipt = f"rcpt_{request_id}"
+    if len(receipt) <= 40:
+        return receipt
+    return f"rcpt_{hashlib.sha256(request_id.encode()).hexdigest()[:35]}"
 
 
 def on_payment_requested(
@@ -156,6 +161,8 @@ def on_payment_requested(
     if state is not None and req.request_id in state.requests:
         return Transition(state)
     new = _with_details(state, req) if state is None or not state.description else state
+    # Remember the request whatever the answer, so its redelivery is a no-op.
+    new = new.model_copy(update={"requests": {**new.requests, req.request_id: None}})
     if new.status is InvoiceStatus.PAID:
         return Transition(
             new, [_order_failed(req, new, "ALREADY_PAID", "the invoice is already paid")]
@@ -173,7 +180,6 @@ def on_payment_requested(
                 )
             ],
         )
-    new = new.model_copy(update={"requests": {**new.requests, req.request_id: None}})
     command = ConnectorCommand(
         header=_header(req.header, "connector.payment.create_order", new),
         idempotency_key=f"payment-order:{req.request_id}",

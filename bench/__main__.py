@@ -1,0 +1,39 @@
+"""`make bench`: run every benchmark on a throwaway broker and print the ratios.
+
+python -m bench            # all
+python -m bench ingress    # one
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench import e2e, ingress
+from bench.common import bench_environment
+
+BENCHES = {"ingress": ingress.run, "e2e": e2e.run}
+
+
+def main(names: list[str]) -> None:
+    chosen = names or list(BENCHES)
+    results: dict[str, object] = {"started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    with (
+        tempfile.TemporaryDirectory(prefix="hub-bench-") as tmp,
+        bench_environment(Path(tmp)) as settings,
+    ):
+        for name in chosen:
+            print(f"running {name}…", flush=True)
+            results[name] = BENCHES[name](settings)
+            print(json.dumps(results[name], indent=2), flush=True)
+    out = Path(__file__).parent / "results"
+    out.mkdir(exist_ok=True)
+    (out / "latest.json").write_text(json.dumps(results, indent=2))
+    print(f"written to {out / 'latest.json'}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,102 @@
+"""What the benchmarks share: a throwaway broker, settings, percentiles, a load generator."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import aiohttp
+from confluent_kafka.admin import AdminClient
+
+from hub.kafka import admin_config
+from hub.local_kafka import BrokerConfig, LocalBroker, free_port
+from hub.settings import Settings
+from hub.stack import with_simulators
+from hub.tenants import demo_tenant_config
+from hub.topic_admin import apply_catalog
+from hub.topics import catalog
+
+
+@contextmanager
+def bench_environment(workdir: Path) -> Iterator[Settings]:
+    """A fresh broker on free ports, topics applied, demo tenants; torn down after."""
+    broker = LocalBroker(
+        BrokerConfig(
+            home=workdir / "kafka",
+            port=free_port(),
+            controller_port=free_port(),
+            heap="1g",
+            cache_home=Settings().home,
+        )
+    )
+    broker.up(timeout=120)
+    tenants = workdir / "tenants.toml"
+    tenants.write_text(demo_tenant_config())
+    settings = with_simulators(
+        Settings(
+            home=workdir / "home",
+            kafka_bootstrap_servers=broker.cfg.bootstrap,
+            ingress_port=free_port(),
+            simulator_port=free_port(),
+            tenants_file=tenants,
+            log_level="WARNING",
+        )
+    )
+    apply_catalog(AdminClient(admin_config(settings)), catalog(), settings.topic_partitions)
+    try:
+        yield settings
+    finally:
+        broker.down()
+
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(pct / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def summary(values: list[float]) -> str:
+    return (
+        f"p50 {percentile(values, 50):.1f} ms, p99 {percentile(values, 99):.1f} ms, "
+        f"mean {statistics.fmean(values):.1f} ms (n={len(values)})"
+    )
+
+
+async def _load(
+    url: str, requests: list[tuple[bytes, dict[str, str]]], concurrency: int
+) -> tuple[float, int]:
+    queue: asyncio.Queue[tuple[bytes, dict[str, str]]] = asyncio.Queue()
+    for item in requests:
+        queue.put_nowait(item)
+    failures = 0
+
+    async def worker(session: aiohttp.ClientSession) -> None:
+        nonlocal failures
+        while not queue.empty():
+            body, headers = queue.get_nowait()
+            async with session.post(url, data=body, headers=headers) as response:
+                await response.read()
+                failures += response.status != 200
+
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
+        return time.perf_counter() - started, failures
+
+
+def post_load(
+    url: str, requests: list[tuple[bytes, dict[str, str]]], concurrency: int
+) -> tuple[float, int]:
+    """Send every request with `concurrency` connections; (seconds, non-200 answers)."""
+    return asyncio.run(_load(url, requests, concurrency))
+
+
+def timed(fn: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started

@@ -1,0 +1,104 @@
+"""Fixtures every test shares: one real Kafka broker per session, one running hub.
+
+The broker is started by the same code as `hub kafka up` (Maven-resolved jars,
+KRaft), on free ports, with its data in a temporary directory; the hub stack
+is started by the same code as `hub run`. Tests that stop the broker
+(marker `broker_restart`) run after every other test.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from confluent_kafka.admin import AdminClient
+
+from hub.kafka import admin_config
+from hub.local_kafka import BrokerConfig, LocalBroker, free_port
+from hub.settings import Settings
+from hub.stack import HubStack, with_simulators
+from hub.tenants import demo_tenant_config
+from hub.topic_admin import apply_catalog
+from hub.topics import catalog
+from simulators.client import SimulatorClient
+
+TENANT = "greenwood"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Stable sort: everything else first, in file order, then the broker restarts.
+    items.sort(key=lambda item: item.get_closest_marker("broker_restart") is not None)
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBroker]:
+    cfg = BrokerConfig(
+        home=tmp_path_factory.mktemp("kafka-home"),
+        port=free_port(),
+        controller_port=free_port(),
+        heap="512m",
+        cache_home=Settings().home,
+    )
+    instance = LocalBroker(cfg)
+    instance.up(timeout=120)
+    yield instance
+    instance.down()
+
+
+@pytest.fixture(scope="session")
+def tenants_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("tenants") / "tenants.toml"
+    path.write_text(
+        demo_tenant_config(TENANT, "Greenwood High School")
+        + "\n"
+        + demo_tenant_config("riverside", "Riverside Public School")
+    )
+    return path
+
+
+@pytest.fixture(scope="session")
+def hub_settings(
+    broker: LocalBroker, tenants_file: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Settings:
+    settings = Settings(
+        home=tmp_path_factory.mktemp("hub-home"),
+        kafka_bootstrap_servers=broker.cfg.bootstrap,
+        ingress_port=free_port(),
+        simulator_port=free_port(),
+        tenants_file=tenants_file,
+        # The seed's 1-2-4-8 s schedule, scaled down so retry tests take milliseconds.
+        retry_base_seconds=0.05,
+        retry_max_seconds=0.2,
+        ingress_produce_timeout_ms=3000,
+    )
+    settings = with_simulators(settings)
+    apply_catalog(AdminClient(admin_config(settings)), catalog(), settings.topic_partitions)
+    return settings
+
+
+@pytest.fixture(scope="session")
+def stack(hub_settings: Settings) -> Iterator[HubStack]:
+    hub = HubStack(hub_settings, hub_settings.home / "logs")
+    hub.start(timeout=180)
+    stop = threading.Event()
+
+    def supervise() -> None:
+        # As `hub run` does: a component that dies (e.g. while the broker is
+        # down) is restarted, like a process manager would in production.
+        while not stop.wait(1.0):
+            hub.restart_crashed()
+
+    thread = threading.Thread(target=supervise, daemon=True)
+    thread.start()
+    yield hub
+    stop.set()
+    thread.join(5)
+    hub.stop()
+
+
+@pytest.fixture
+def sim(hub_settings: Settings, stack: HubStack) -> Iterator[SimulatorClient]:
+    with SimulatorClient(hub_settings.simulator_url) as client:
+        yield client

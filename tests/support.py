@@ -1,0 +1,147 @@
+"""Helpers for tests that drive the running hub: a fee module, a parent, a provider."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from hub.observe import TopicWatcher
+from hub.settings import Settings
+from hub.tenants import TenantDirectory, parse_tenants
+from hub.topics import (
+    INVOICE_STATUS,
+    PAYMENT_ORDERS,
+    PAYMENTS_RECORDED,
+    RAW_WEBHOOKS,
+    results_topic,
+)
+from producers import EventProducer
+from schemas.events import (
+    Contact,
+    EventHeader,
+    Invoice,
+    OrderStatus,
+    PaymentOrderResult,
+    PaymentRequested,
+)
+from simulators.client import SimulatorClient
+
+TENANT = "greenwood"
+
+
+def unique_phone() -> str:
+    return f"+9198{secrets.randbelow(10**8):08d}"
+
+
+def unique_email() -> str:
+    return f"parent.{secrets.token_hex(4)}@parents.example"
+
+
+def tenants(settings: Settings) -> TenantDirectory:
+    assert settings.tenants_file is not None
+    return parse_tenants(tomllib.loads(Path(settings.tenants_file).read_text()))
+
+
+def webhook_secret(settings: Settings, tenant: str = TENANT) -> str:
+    account = tenants(settings).get(tenant)
+    assert account and account.razorpay
+    return account.razorpay.webhook_secret.get_secret_value()
+
+
+def razorpay_signature(body: bytes, secret: str) -> str:
+    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def watch_all(settings: Settings) -> TopicWatcher:
+    topics = [PAYMENT_ORDERS, INVOICE_STATUS, PAYMENTS_RECORDED, RAW_WEBHOOKS]
+    topics += [results_topic(p) for p in ("razorpay", "twilio", "sendgrid")]
+    return TopicWatcher(settings, topics)
+
+
+@dataclass
+class OpenInvoice:
+    invoice: Invoice
+    order: PaymentOrderResult
+    phone: str
+    email: str
+
+    @property
+    def order_id(self) -> str:
+        assert self.order.order_id
+        return self.order.order_id
+
+
+def open_invoice(
+    settings: Settings,
+    watch: TopicWatcher,
+    *,
+    amount_minor: int = 50_000_00,
+    email: bool = True,
+    tenant: str = TENANT,
+) -> OpenInvoice:
+    """The fee module's side of the story: an invoice, then Pay Now; returns the order."""
+    tag = secrets.token_hex(4).upper()
+    phone, address = unique_phone(), unique_email() if email else None
+    invoice = Invoice(
+        header=EventHeader.new(Invoice.EVENT_TYPE, tenant, source="fee-module-test"),
+        invoice_id=f"INV-{tag}",
+        student_id=f"STU-{tag}",
+        student_name="Rohan Sharma",
+        description="Term 1 fees",
+        amount_minor=amount_minor,
+        parent=Contact(name="Mrs. Sharma", phone=phone, email=address),
+    )
+    request = PaymentRequested(
+        header=invoice.header.caused(PaymentRequested.EVENT_TYPE, source="fee-module-test"),
+        invoice_id=invoice.invoice_id,
+        student_id=invoice.student_id,
+        student_name=invoice.student_name,
+        description=invoice.description,
+        amount_minor=amount_minor,
+        parent=invoice.parent,
+    )
+    with EventProducer(settings, client_id="fee-module-test") as producer:
+        producer.publish(invoice)
+        producer.publish(request)
+    order = watch.wait_for(
+        PaymentOrderResult, lambda r: r.request_id == request.request_id, timeout=15
+    )[0]
+    assert order.status is OrderStatus.CREATED, order
+    return OpenInvoice(invoice, order, phone, address or "")
+
+
+def post_webhook(
+    settings: Settings,
+    body: bytes,
+    *,
+    signature: str | None,
+    event_id: str | None = None,
+    content_type: str = "application/json",
+    tenant: str = TENANT,
+    provider: str = "razorpay",
+) -> httpx.Response:
+    headers = {"Content-Type": content_type}
+    if signature is not None:
+        headers["X-Razorpay-Signature"] = signature
+    if event_id is not None:
+        headers["X-Razorpay-Event-Id"] = event_id
+    return httpx.post(
+        f"{settings.ingress_url}/webhooks/{provider}/{tenant}",
+        content=body,
+        headers=headers,
+        timeout=30,
+    )
+
+
+def sms_to(sim: SimulatorClient, phone: str) -> list[dict[str, object]]:
+    return sim.requests("twilio", To=phone)
+
+
+def delivered(requests: list[dict[str, object]]) -> list[dict[str, object]]:
+    return [r for r in requests if r.get("response_status") in (200, 201, 202)]
