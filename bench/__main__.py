@@ -21,11 +21,12 @@ BENCHES = {"ingress": ingress.run, "e2e": e2e.run}
 def main(names: list[str]) -> None:
     chosen = names or list(BENCHES)
     results: dict[str, object] = {"started": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    with (
-        tempfile.TemporaryDirectory(prefix="hub-bench-") as tmp,
-        bench_environment(Path(tmp)) as settings,
-    ):
-        for name in chosen:
+    for name in chosen:
+        # A fresh broker per benchmark: one's leftovers must not be another's backlog.
+        with (
+            tempfile.TemporaryDirectory(prefix="hub-bench-") as tmp,
+            bench_environment(Path(tmp)) as settings,
+        ):
             print(f"running {name}…", flush=True)
             results[name] = BENCHES[name](settings)
             print(json.dumps(results[name], indent=2), flush=True)

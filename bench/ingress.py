@@ -19,14 +19,14 @@ from typing import Any
 
 import httpx
 from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from bench.common import post_load
-from hub.kafka import producer_config
+from hub.kafka import admin_config, producer_config
 from hub.local_kafka import free_port
 from hub.settings import Settings
 from hub.stack import settings_env
 from hub.tenants import load_tenants
-from hub.topics import RAW_WEBHOOKS
 from webhook_ingress.signatures import RazorpayVerifier
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -109,14 +109,22 @@ def _measure(url: str, requests: list[tuple[bytes, dict[str, str]]], concurrency
     return len(requests) / seconds
 
 
+BASELINE_TOPIC = "bench.kafka-baseline"
+
+
 def kafka_baseline(settings: Settings, size: int, count: int) -> float:
+    """Raw confluent-kafka produce, same producer settings as the hub, same record size."""
+    admin = AdminClient(admin_config(settings))
+    topic = NewTopic(BASELINE_TOPIC, settings.topic_partitions, 1)
+    for future in admin.create_topics([topic]).values():
+        future.result(30)
     producer = Producer(producer_config(settings, "bench-baseline"))
     value = os.urandom(size)
     started = time.perf_counter()
     for i in range(count):
         while True:
             try:
-                producer.produce(RAW_WEBHOOKS, value=value, key=f"bench:{i}".encode())
+                producer.produce(BASELINE_TOPIC, value=value, key=f"bench:{i}".encode())
                 break
             except BufferError:
                 producer.poll(0.01)
