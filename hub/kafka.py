@@ -9,7 +9,6 @@ partitioned like their input topics, would split one invoice's state in two.
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -88,19 +87,29 @@ class DeliveryFailedError(Exception):
 class AsyncProducer:
     """A confluent-kafka Producer whose `produce` returns a future of the delivery report.
 
-    A background thread serves delivery callbacks (librdkafka only calls them
-    from poll/flush) and hands each result to the event loop that produced it.
+    librdkafka only runs delivery callbacks inside poll()/flush(). A poller task
+    on the event loop calls poll(0) while deliveries are outstanding, so each
+    callback resolves its future on the loop's own thread. (A separate poll
+    thread costs far more: every callback then fights the event loop for the GIL.)
     """
 
     def __init__(self, config: dict[str, Any]) -> None:
         self._producer = Producer(config)
-        self._closed = threading.Event()
-        self._poller = threading.Thread(target=self._poll, name="kafka-delivery", daemon=True)
-        self._poller.start()
+        # No acknowledgement can arrive before the batch leaves (linger.ms), so
+        # polling faster than that only burns the loop's time.
+        self._poll_interval = max(0.001, float(config.get("linger.ms", 5)) / 2000)
+        self._in_flight = 0
+        self._wake: asyncio.Event | None = None
+        self._poller: asyncio.Task[None] | None = None
 
-    def _poll(self) -> None:
-        while not self._closed.is_set():
-            self._producer.poll(0.05)
+    async def _poll(self) -> None:
+        assert self._wake is not None
+        while True:
+            if self._in_flight == 0:
+                self._wake.clear()
+                await self._wake.wait()
+            self._producer.poll(0)
+            await asyncio.sleep(self._poll_interval)
 
     def produce(
         self,
@@ -110,10 +119,14 @@ class AsyncProducer:
         headers: Headers | None = None,
     ) -> asyncio.Future[Message]:
         loop = asyncio.get_running_loop()
+        if self._poller is None:
+            self._wake = asyncio.Event()
+            self._poller = loop.create_task(self._poll(), name="kafka-delivery-poller")
         future: asyncio.Future[Message] = loop.create_future()
 
         def on_delivery(err: KafkaError | None, msg: Message) -> None:
-            loop.call_soon_threadsafe(_settle, future, err, msg)
+            self._in_flight -= 1
+            _settle(future, err, msg)
 
         try:
             self._producer.produce(
@@ -121,16 +134,19 @@ class AsyncProducer:
             )
         except (BufferError, KafkaException) as exc:
             future.set_exception(DeliveryFailedError(str(exc)))
+            return future
+        self._in_flight += 1
+        assert self._wake is not None
+        self._wake.set()
         return future
 
     def list_topics(self, timeout: float) -> Any:
         return self._producer.list_topics(timeout=timeout)
 
     def close(self, timeout: float = 10.0) -> int:
-        remaining = int(self._producer.flush(timeout))
-        self._closed.set()
-        self._poller.join(timeout=1.0)
-        return remaining
+        if self._poller is not None:
+            self._poller.cancel()
+        return int(self._producer.flush(timeout))
 
 
 def _settle(future: asyncio.Future[Message], err: KafkaError | None, msg: Message) -> None:

@@ -68,7 +68,10 @@ class Ingress:
             producer_config(
                 self.settings,
                 "webhook-ingress",
-                **{"message.timeout.ms": self.settings.ingress_produce_timeout_ms, "linger.ms": 1},
+                **{
+                    "message.timeout.ms": self.settings.ingress_produce_timeout_ms,
+                    "linger.ms": self.settings.ingress_linger_ms,
+                },
             )
         )
 
