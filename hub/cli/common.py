@@ -8,14 +8,16 @@ import typer
 from rich.console import Console
 
 from hub.local_kafka import BrokerConfig, LocalBroker
-from hub.settings import Settings, get_settings
+from hub.settings import Settings
 
 console = Console()
 err_console = Console(stderr=True)
 
 
 def settings() -> Settings:
-    return get_settings()
+    # Read the environment on every invocation (no cache): one command, one process
+    # in production, but many invocations in one process under tests.
+    return Settings()
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

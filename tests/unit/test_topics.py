@@ -1,0 +1,64 @@
+import re
+
+from hub.topic_admin import Action, ExistingTopic, plan
+from hub.topics import (
+    CONNECTOR_PROVIDERS,
+    PROCESSOR_STAGES,
+    catalog,
+    default_topic_for,
+    dlq_topic,
+    spec,
+)
+from schemas.store import default_store
+
+NAME = re.compile(r"^[a-z0-9-]+(\.[a-z0-9-]+)*\.v\d+$")
+
+
+def test_every_topic_follows_the_naming_convention_and_names_a_real_schema():
+    schemas = {e.name for e in default_store().entries()}
+    names = [s.name for s in catalog()]
+    assert len(names) == len(set(names))
+    for s in catalog():
+        assert NAME.match(s.name), s.name
+        assert s.value_schema in schemas, s
+        assert s.key and s.description
+
+
+def test_every_stage_has_a_dead_letter_topic():
+    names = {s.name for s in catalog()}
+    stages = [*PROCESSOR_STAGES, *(f"connector-{p}" for p in CONNECTOR_PROVIDERS)]
+    assert {dlq_topic(stage) for stage in stages} <= names
+
+
+def test_results_topics_are_compacted_ledgers():
+    for provider in CONNECTOR_PROVIDERS:
+        assert spec(f"connector.{provider}.results.v1").cleanup_policy == "compact,delete"
+
+
+def test_default_topics_are_the_public_ones_only():
+    assert default_topic_for("com.integrationhub.Invoice") == "fees.invoices.v1"
+    assert default_topic_for("com.integrationhub.PaymentEvent") == "payments.events.v1"
+    assert default_topic_for("com.integrationhub.ConnectorCommand") is None  # one per provider
+    assert default_topic_for("com.integrationhub.DeadLetter") is None
+
+
+def test_plan_creates_missing_fixes_drifted_configs_and_never_touches_partitions():
+    specs = catalog()[:3]
+    first, second, third = specs
+    existing = {
+        second.name: ExistingTopic(3, second.config()),
+        third.name: ExistingTopic(6, {**third.config(), "retention.ms": "1"}),
+    }
+    plans = {p.spec.name: p for p in plan(specs, existing, default_partitions=3)}
+    assert plans[first.name].action is Action.CREATE
+    assert plans[second.name].action is Action.UNCHANGED
+    drift = plans[third.name]
+    assert drift.action is Action.PARTITION_DRIFT
+    assert "6 partitions" in drift.note
+    assert drift.config_changes == {"retention.ms": str(third.retention_ms)}
+
+
+def test_plan_is_idempotent():
+    specs = catalog()
+    applied = {s.name: ExistingTopic(3, s.config()) for s in specs}
+    assert {p.action for p in plan(specs, applied, 3)} == {Action.UNCHANGED}
