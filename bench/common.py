@@ -46,7 +46,11 @@ def bench_environment(workdir: Path) -> Iterator[Settings]:
             log_level="WARNING",
         )
     )
-    apply_catalog(AdminClient(admin_config(settings)), catalog(), settings.topic_partitions)
+    apply_catalog(
+        AdminClient(admin_config(settings)),
+        catalog(settings.retry_tiers),
+        settings.topic_partitions,
+    )
     try:
         yield settings
     finally:

@@ -13,10 +13,9 @@ being sent twice.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
 
 import httpx
 import structlog
@@ -24,25 +23,19 @@ from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartit
 
 from connectors.executor import CommandExecutor
 from connectors.ledger import Ledger
+from connectors.outcomes import OutcomeContext, Record, event_record, records_for
 from connectors.registry import adapter
 from connectors.restore import restore_results
 from connectors.retry import RetryPolicy
 from hub.dead_letters import Failure, SourceRecord, build_dead_letter, worker_id
-from hub.kafka import as_header_list, consumer_config, event_headers, producer_config
+from hub.kafka import as_header_list, consumer_config, producer_config
 from hub.settings import Settings
 from hub.tenants import TenantDirectory
 from hub.topics import commands_topic, connector_stage, dlq_topic, results_topic
 from schemas.codec import Codec, DecodeError
-from schemas.events import ConnectorCommand, Event, decode_as, encode_event
+from schemas.events import ConnectorCommand, decode_as
 
 log = structlog.get_logger("connectors")
-
-
-@dataclass(frozen=True)
-class Output:
-    topic: str
-    key: str
-    event: Event
 
 
 def source_of(msg: Message) -> SourceRecord:
@@ -80,6 +73,7 @@ class ConnectorWorker:
         self.stage = connector_stage(provider)
         self.ledger = Ledger()
         self.worker = worker_id()
+        self.outcomes = OutcomeContext(codec, provider, self.worker, settings.tiers_for(provider))
 
     def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         numbers = [tp.partition for tp in partitions]
@@ -132,29 +126,30 @@ class ConnectorWorker:
         messages = [m for m in batch if not _log_error(m)]
         if not messages:
             return
-        outputs = await self._process(messages, executor)
-        await _publish(producer, outputs, self.codec)
+        records = await self._process(messages, executor)
+        await _publish(producer, records)
         consumer.commit(offsets=next_offsets(messages), asynchronous=False)
 
-    async def _process(self, messages: list[Message], executor: CommandExecutor) -> list[Output]:
+    async def _process(self, messages: list[Message], executor: CommandExecutor) -> list[Record]:
         by_key: dict[bytes | None, list[Message]] = defaultdict(list)
         for msg in messages:
             by_key[msg.key()].append(msg)
         gate = asyncio.Semaphore(self.settings.connector_concurrency)
 
-        async def one_key(group: list[Message]) -> list[Output]:
+        async def one_key(group: list[Message]) -> list[Record]:
             async with gate:
-                return [await self._handle(msg, executor) for msg in group]
+                return [r for msg in group for r in await self._handle(msg, executor)]
 
         groups = await asyncio.gather(*(one_key(g) for g in by_key.values()))
-        return [output for group in groups for output in group]
+        return [record for group in groups for record in group]
 
-    async def _handle(self, msg: Message, executor: CommandExecutor) -> Output:
+    async def _handle(self, msg: Message, executor: CommandExecutor) -> list[Record]:
+        source = source_of(msg)
         try:
             command = decode_as(self.codec, msg.value(), ConnectorCommand)
         except DecodeError as exc:
             letter = build_dead_letter(
-                source_of(msg),
+                source,
                 Failure(exc, retryable=False),
                 stage=self.stage,
                 worker=self.worker,
@@ -167,7 +162,7 @@ class ConnectorWorker:
                 offset=msg.offset(),
                 partition=msg.partition(),
             )
-            return Output(dlq_topic(self.stage), letter.key(), letter)
+            return [event_record(self.codec, dlq_topic(self.stage), letter, key=msg.key())]
         structlog.contextvars.bind_contextvars(
             tenant=command.header.tenant,
             correlation_id=command.header.correlation_id,
@@ -175,7 +170,14 @@ class ConnectorWorker:
             idempotency_key=command.idempotency_key,
         )
         result = await executor.execute(command)
-        return Output(results_topic(self.provider), result.key(), result)
+        records = records_for(command, result, source, self.outcomes, int(time.time() * 1000))
+        if records[0].topic != results_topic(self.provider):
+            log.info("command.retry_scheduled", topic=records[0].topic)
+        elif len(records) > 1:
+            log.warning(
+                "command.dead_lettered", retryable=result.retryable, error=result.error_message
+            )
+        return records
 
 
 def _log_error(msg: Message) -> bool:
@@ -187,23 +189,29 @@ def _log_error(msg: Message) -> bool:
     return True
 
 
-async def _publish(producer: Producer, outputs: list[Output], codec: Codec) -> None:
-    """Produce every output and wait until all are acknowledged, retrying failures."""
-    pending = [
-        (o.topic, o.key, encode_event(codec, o.event), event_headers(o.event)) for o in outputs
-    ]
+async def _publish(producer: Producer, records: list[Record]) -> None:
+    """Produce every record and wait until all are acknowledged, retrying failures."""
+    pending = records
     while pending:
-        failed: list[Any] = []
-        for item in pending:
-            topic, key, value, headers = item
+        failed: list[Record] = []
+        for record in pending:
 
             def on_delivery(
-                err: KafkaError | None, _msg: Message, item: Any = item, failed: list[Any] = failed
+                err: KafkaError | None,
+                _msg: Message,
+                record: Record = record,
+                failed: list[Record] = failed,
             ) -> None:
                 if err is not None:
-                    failed.append(item)
+                    failed.append(record)
 
-            producer.produce(topic, value=value, key=key, headers=headers, on_delivery=on_delivery)
+            producer.produce(
+                record.topic,
+                value=record.value,
+                key=record.key,
+                headers=record.headers,
+                on_delivery=on_delivery,
+            )
         await asyncio.to_thread(producer.flush)
         if failed:
             log.error("kafka.results_not_acknowledged", count=len(failed))

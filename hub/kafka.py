@@ -9,10 +9,12 @@ partitioned like their input topics, would split one invoice's state in two.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import time
+import uuid
+from collections.abc import Iterator, Sequence
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException, Message, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from hub.settings import Settings
 from schemas.events import Event
@@ -156,3 +158,109 @@ def _settle(future: asyncio.Future[Message], err: KafkaError | None, msg: Messag
         future.set_exception(DeliveryFailedError(err))
     else:
         future.set_result(msg)
+
+
+def watermarks(
+    consumer: Consumer, topic: str, partition: int, timeout: float = 10.0
+) -> tuple[int, int]:
+    """(low, high) offsets of a partition, riding out leader elections (new topics, restarts)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=5)
+            return int(low), int(high)
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args else None
+            retriable = isinstance(error, KafkaError) and (
+                error.retriable() or error.code() in _ELECTION_ERRORS
+            )
+            if not retriable or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.2)
+
+
+_ELECTION_ERRORS = frozenset(
+    {
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+    }
+)
+
+
+def read_to_end(
+    settings: Settings,
+    topic: str,
+    partitions: list[int] | None = None,
+    *,
+    timeout: float = 60.0,
+) -> Iterator[Message]:
+    """Every committed record of `topic` (or of some partitions), oldest first, up to
+    its end when called. Reads without joining a group; commits nothing.
+
+    The end is found by partition EOF, not by offset: the last offsets of a
+    transactionally written topic are commit markers no consumer ever sees.
+    """
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.bootstrap_servers,
+            "group.id": f"hub-reader-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "isolation.level": "read_committed",
+            "enable.partition.eof": True,
+        }
+    )
+    try:
+        if partitions is None:
+            metadata = consumer.list_topics(topic, timeout=10).topics[topic]
+            partitions = sorted(metadata.partitions)
+        remaining = set()
+        start = []
+        for partition in partitions:
+            low, high = watermarks(consumer, topic, partition)
+            if high > low:
+                remaining.add(partition)
+                start.append(TopicPartition(topic, partition, low))
+        consumer.assign(start)
+        deadline = time.monotonic() + timeout
+        while remaining and time.monotonic() < deadline:
+            for msg in consumer.consume(1000, 0.5):
+                error = msg.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        remaining.discard(msg.partition() or 0)
+                    continue
+                yield msg
+        if remaining:
+            raise TimeoutError(
+                f"{topic} partitions {sorted(remaining)} not read to the end in {timeout:.0f}s"
+            )
+    finally:
+        consumer.close()
+
+
+def read_one(settings: Settings, topic: str, partition: int, offset: int) -> Message | None:
+    """The record at one offset, or None if there is none (compacted, expired, not yet written)."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.bootstrap_servers,
+            "group.id": f"hub-reader-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+            "enable.partition.eof": True,
+        }
+    )
+    try:
+        consumer.assign([TopicPartition(topic, partition, offset)])
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is None:
+                continue
+            if msg.error() is not None:
+                return None  # end of partition: nothing at that offset
+            return msg if msg.offset() == offset else None
+        return None
+    finally:
+        consumer.close()

@@ -129,6 +129,16 @@ def resolve_classpath(home: Path, deploy_dir: Path = DEPLOY_DIR) -> str:
     return cache.read_text().strip()
 
 
+def new_cluster_id() -> str:
+    """A random cluster id, base64url of a UUID. Never starting with '-', which the
+    storage tool's argument parser would read as an option (as Kafka's own
+    Uuid.randomUuid also avoids)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 def port_is_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -221,7 +231,7 @@ class LocalBroker:
         return self.status()
 
     def _format(self, classpath: str, props: Path) -> None:
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = new_cluster_id()
         result = subprocess.run(
             [
                 "java",
@@ -230,8 +240,7 @@ class LocalBroker:
                 "kafka.tools.StorageTool",
                 "format",
                 "--standalone",
-                "-t",
-                cluster_id,
+                f"--cluster-id={cluster_id}",
                 "-c",
                 str(props),
             ],

@@ -13,6 +13,8 @@ from pathlib import Path
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from hub.topics import DEFAULT_TIERS
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
@@ -68,6 +70,10 @@ class Settings(BaseSettings):
     retry_after_cap_seconds: float = 60.0
     http_connect_timeout: float = 5.0
     http_read_timeout: float = 15.0
+    # Retry tiers after the in-process retries: seconds before each re-delivery.
+    # JSON per provider, "default" for the rest, e.g. {"default": [60, 600, 3600],
+    # "twilio": [30, 300]}. After the last tier a command becomes a dead letter.
+    retry_tiers: dict[str, list[float]] = Field(default_factory=lambda: dict(DEFAULT_TIERS))
     connector_concurrency: int = 32
     connector_batch_size: int = 200
 
@@ -78,6 +84,13 @@ class Settings(BaseSettings):
     # the order to appear, then becomes a dead letter for an operator.
     unmatched_payment_grace_hours: float = 24.0
 
+    # --- Dead letters ------------------------------------------------------
+    # Alert (on hub.alerts.v1) when a dead-letter topic gains more than this many
+    # records within the window; checked every interval.
+    dlq_alert_threshold: int = 10
+    dlq_alert_window_seconds: float = 300.0
+    dlq_monitor_interval_seconds: float = 15.0
+
     # --- Simulators (local development and tests only) ---------------------
     simulator_host: str = "127.0.0.1"
     simulator_port: int = 8099
@@ -85,6 +98,9 @@ class Settings(BaseSettings):
     # --- Logging -----------------------------------------------------------
     log_level: str = "INFO"
     log_format: str = "json"  # json | console
+
+    def tiers_for(self, provider: str) -> list[float]:
+        return self.retry_tiers.get(provider, self.retry_tiers.get("default", []))
 
     @property
     def bootstrap_servers(self) -> str:

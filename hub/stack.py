@@ -6,11 +6,13 @@ settings handed to every child as environment variables.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from connectors.retry_worker import GROUP_ID as RETRY_GROUP
 from hub.local_kafka import port_is_free
 from hub.settings import Settings
 from hub.supervisor import Supervisor, group_ready, http_ready
@@ -26,10 +28,13 @@ class PortTakenError(RuntimeError):
 def settings_env(settings: Settings) -> dict[str, str]:
     """Environment that makes a child process build exactly these settings."""
     env = {}
-    for name, value in settings.model_dump().items():
+    for name, value in settings.model_dump(mode="json").items():
         if value is None:
             continue
-        env[f"HUB_{name.upper()}"] = str(value)
+        # pydantic-settings reads complex fields (retry tiers) from JSON.
+        env[f"HUB_{name.upper()}"] = (
+            json.dumps(value) if isinstance(value, dict | list) else str(value)
+        )
     if settings.kafka_bootstrap_servers:
         env["KAFKA_BOOTSTRAP_SERVERS"] = settings.kafka_bootstrap_servers
     return env
@@ -104,6 +109,8 @@ class HubStack:
                     for p in CONNECTOR_PROVIDERS
                 ),
             ),
+            ("retries", self._hub("retries", "run"), group_ready(s.bootstrap_servers, RETRY_GROUP)),
+            ("dlq-monitor", self._hub("dlq", "monitor"), lambda: True),
         ]
         for name, argv, ready in plan:
             self.supervisor.start(name, argv, ready)

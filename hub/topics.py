@@ -33,6 +33,10 @@ PAYMENTS_RECORDED = "fees.payments-recorded.v1"
 NOTIFICATION_REQUESTS = "notifications.requests.v1"
 ORDER_LINKS = "hub.reconciler.order-links.v1"
 PAYMENT_MATCHES = "hub.reconciler.payment-matches.v1"
+DLQ_STATE = "hub.dlq.state.v1"
+DLQ_AUDIT = "hub.dlq.audit.v1"
+ALERTS = "hub.alerts.v1"
+DLQ_PREFIX = "dlq."
 
 
 def commands_topic(provider: str) -> str:
@@ -43,8 +47,21 @@ def results_topic(provider: str) -> str:
     return f"connector.{provider}.results.v1"
 
 
+def retry_topic(provider: str, tier: int) -> str:
+    """Tier 1, 2, … of a provider's retries; the delay is configuration, not the name."""
+    return f"connector.{provider}.retry-{tier}.v1"
+
+
 def dlq_topic(stage: str) -> str:
-    return f"dlq.{stage}.v1"
+    return f"{DLQ_PREFIX}{stage}.v1"
+
+
+def stage_of_dlq(topic: str) -> str:
+    return topic.removeprefix(DLQ_PREFIX).removesuffix(".v1")
+
+
+def all_stages() -> list[str]:
+    return [*PROCESSOR_STAGES, *(connector_stage(p) for p in CONNECTOR_PROVIDERS)]
 
 
 def connector_stage(provider: str) -> str:
@@ -145,8 +162,20 @@ def _business_topics() -> list[TopicSpec]:
     ]
 
 
-def _connector_topics(provider: str) -> list[TopicSpec]:
+def _connector_topics(provider: str, tiers: list[float]) -> list[TopicSpec]:
+    retry = [
+        # Kept well past their delay: a paused tier must never lose its records.
+        TopicSpec(
+            retry_topic(provider, n),
+            "<tenant>:<idempotency key>",
+            _ns("ConnectorCommand"),
+            f"{provider} commands waiting {delay:g}s for retry tier {n}",
+            retention_ms=max(7 * DAY_MS, int(delay * 1000 * 4)),
+        )
+        for n, delay in enumerate(tiers, start=1)
+    ]
     return [
+        *retry,
         TopicSpec(
             commands_topic(provider),
             "<tenant>:<idempotency key>",
@@ -166,8 +195,7 @@ def _connector_topics(provider: str) -> list[TopicSpec]:
 
 
 def _dead_letter_topics() -> list[TopicSpec]:
-    stages = [*PROCESSOR_STAGES, *(connector_stage(p) for p in CONNECTOR_PROVIDERS)]
-    return [
+    dead_letters = [
         TopicSpec(
             dlq_topic(stage),
             "the original record's key",
@@ -175,14 +203,43 @@ def _dead_letter_topics() -> list[TopicSpec]:
             f"records the {stage} stage could not process",
             retention_ms=30 * DAY_MS,
         )
-        for stage in stages
+        for stage in all_stages()
+    ]
+    return [
+        *dead_letters,
+        TopicSpec(
+            DLQ_STATE,
+            "<stage>:<partition>:<offset> of a dead letter",
+            _ns("DeadLetterState"),
+            "replayed/purged marks, written with each replay",
+            cleanup_policy="compact",
+        ),
+        TopicSpec(
+            DLQ_AUDIT,
+            "<action id>",
+            _ns("DlqAudit"),
+            "who replayed or purged what, when",
+            retention_ms=365 * DAY_MS,
+        ),
+        TopicSpec(
+            ALERTS,
+            "<rule>:<subject>",
+            _ns("Alert"),
+            "alerts for the IT team",
+            retention_ms=30 * DAY_MS,
+        ),
     ]
 
 
-def catalog() -> list[TopicSpec]:
+DEFAULT_TIERS: dict[str, list[float]] = {"default": [60.0, 600.0, 3600.0]}
+
+
+def catalog(retry_tiers: dict[str, list[float]] | None = None) -> list[TopicSpec]:
+    """Every topic; tier topics follow the retry tiers configured (HUB_RETRY_TIERS)."""
+    tiers = retry_tiers or DEFAULT_TIERS
     specs = _business_topics()
     for provider in CONNECTOR_PROVIDERS:
-        specs += _connector_topics(provider)
+        specs += _connector_topics(provider, tiers.get(provider, tiers.get("default", [])))
     return specs + _dead_letter_topics()
 
 

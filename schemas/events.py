@@ -430,6 +430,77 @@ class DeadLetter(Event):
         return (self.original_key or b"").decode("utf-8", "replace")
 
 
+class DeadLetterStatus(StrEnum):
+    REPLAYED = "REPLAYED"
+    PURGED = "PURGED"
+
+
+class DeadLetterState(Event):
+    SCHEMA = "com.integrationhub.DeadLetterState"
+    EVENT_TYPE = "hub.dead_letter.state"
+
+    dead_letter_id: str
+    status: DeadLetterStatus
+    action_id: str
+    target_topic: str | None = None
+    actor: str
+
+    def key(self) -> str:
+        return self.dead_letter_id
+
+
+class DlqAction(StrEnum):
+    REPLAY = "REPLAY"
+    PURGE = "PURGE"
+
+
+class DlqActionPhase(StrEnum):
+    STARTED = "STARTED"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+
+
+class DlqAudit(Event):
+    SCHEMA = "com.integrationhub.DlqAudit"
+    EVENT_TYPE = "hub.dlq.audit"
+
+    action_id: str
+    action: DlqAction
+    phase: DlqActionPhase
+    actor: str
+    filter: str
+    target: str | None = None
+    selected: int
+    done: int = 0
+    skipped: int = 0
+    message: str | None = None
+
+    def key(self) -> str:
+        return self.action_id
+
+
+class Severity(StrEnum):
+    INFO = "INFO"
+    WARNING = "WARNING"
+    CRITICAL = "CRITICAL"
+
+
+class Alert(Event):
+    SCHEMA = "com.integrationhub.Alert"
+    EVENT_TYPE = "hub.alert"
+
+    rule: str
+    severity: Severity
+    subject: str
+    observed: float
+    threshold: float
+    window_seconds: float
+    message: str
+
+    def key(self) -> str:
+        return f"{self.rule}:{self.subject}"
+
+
 EVENT_MODELS: dict[str, type[Event]] = {
     m.SCHEMA: m
     for m in (
@@ -445,6 +516,9 @@ EVENT_MODELS: dict[str, type[Event]] = {
         ConnectorCommand,
         ConnectorResult,
         DeadLetter,
+        DeadLetterState,
+        DlqAudit,
+        Alert,
     )
 }
 

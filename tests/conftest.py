@@ -72,9 +72,18 @@ def hub_settings(
         retry_base_seconds=0.05,
         retry_max_seconds=0.2,
         ingress_produce_timeout_ms=3000,
+        # Retry tiers of 1 s and 2 s instead of 1 min, 10 min, 1 h.
+        retry_tiers={"default": [1.0, 2.0]},
+        dlq_alert_threshold=3,
+        dlq_alert_window_seconds=60.0,
+        dlq_monitor_interval_seconds=1.0,
     )
     settings = with_simulators(settings)
-    apply_catalog(AdminClient(admin_config(settings)), catalog(), settings.topic_partitions)
+    apply_catalog(
+        AdminClient(admin_config(settings)),
+        catalog(settings.retry_tiers),
+        settings.topic_partitions,
+    )
     return settings
 
 

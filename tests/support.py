@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import secrets
+import subprocess
+import sys
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +16,7 @@ import httpx
 
 from hub.observe import TopicWatcher
 from hub.settings import Settings
+from hub.stack import settings_env
 from hub.tenants import TenantDirectory, parse_tenants
 from hub.topics import (
     INVOICE_STATUS,
@@ -145,3 +149,21 @@ def sms_to(sim: SimulatorClient, phone: str) -> list[dict[str, object]]:
 
 def delivered(requests: list[dict[str, object]]) -> list[dict[str, object]]:
     return [r for r in requests if r.get("response_status") in (200, 201, 202)]
+
+
+def hub_env(settings: Settings) -> dict[str, str]:
+    return {**os.environ, **settings_env(settings), "COLUMNS": "200"}
+
+
+def hub_cli(
+    settings: Settings, *args: str, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run `hub ARGS` as an operator would, against the session's cluster."""
+    return subprocess.run(
+        [sys.executable, "-m", "hub", *args],
+        env=hub_env(settings),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )

@@ -12,6 +12,9 @@ from hub.topics import CONNECTOR_PROVIDERS, commands_topic, results_topic
 ingress = typer.Typer(help="The webhook ingress (ASGI, uvicorn).", no_args_is_help=True)
 processors = typer.Typer(help="The stream processors (faust worker).", no_args_is_help=True)
 connectors = typer.Typer(help="Connector workers, one per provider.", no_args_is_help=True)
+retries = typer.Typer(
+    help="The retry worker: re-delivers retry-tier records when due.", no_args_is_help=True
+)
 simulators = typer.Typer(
     help="Local provider simulators (development and tests only).", no_args_is_help=True
 )
@@ -77,6 +80,14 @@ def run_connectors(
     if unknown:
         fail(f"no connector for {', '.join(unknown)}; known: {', '.join(CONNECTOR_PROVIDERS)}")
     run(settings(), chosen)
+
+
+@retries.command("run")
+def run_retries() -> None:
+    """Move each record in a retry tier back to its command topic when it is due."""
+    from connectors.retry_worker import run
+
+    run(settings())
 
 
 @connectors.command("list")

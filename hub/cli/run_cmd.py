@@ -80,8 +80,9 @@ def run(
                 f"[green]✓[/] Kafka ready at {s.bootstrap_servers} "
                 f"({time.monotonic() - began:.1f}s)"
             )
-        apply_catalog(AdminClient(admin_config(s)), catalog(), s.topic_partitions)
-        console.print(f"[green]✓[/] {len(catalog())} topics applied")
+        topics = catalog(s.retry_tiers)
+        apply_catalog(AdminClient(admin_config(s)), topics, s.topic_partitions)
+        console.print(f"[green]✓[/] {len(topics)} topics applied")
         stack.start(
             on_ready=lambda name, took: console.print(f"[green]✓[/] {name} ready ({took:.1f}s)")
         )

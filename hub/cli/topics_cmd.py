@@ -24,7 +24,7 @@ def list_() -> None:
     """Show the catalog: every topic, its key, schema and retention."""
     s = settings()
     table = Table("topic", "key", "value schema", "partitions", "retention", "cleanup")
-    for spec in catalog():
+    for spec in catalog(s.retry_tiers):
         table.add_row(
             spec.name,
             spec.key,
@@ -41,7 +41,9 @@ def apply() -> None:
     """Create missing topics and fix drifted configs. Safe to run any number of times."""
     s = settings()
     try:
-        plans = apply_catalog(AdminClient(admin_config(s)), catalog(), s.topic_partitions)
+        plans = apply_catalog(
+            AdminClient(admin_config(s)), catalog(s.retry_tiers), s.topic_partitions
+        )
     except KafkaException as exc:
         fail(
             f"cannot apply topics to {s.bootstrap_servers}: {exc}. "

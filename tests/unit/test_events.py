@@ -5,12 +5,18 @@ import pytest
 from schemas.codec import SingleObjectCodec
 from schemas.events import (
     EVENT_MODELS,
+    Alert,
     Channel,
     ConnectorCommand,
     ConnectorResult,
     Contact,
     CreatePaymentOrder,
     DeadLetter,
+    DeadLetterState,
+    DeadLetterStatus,
+    DlqAction,
+    DlqActionPhase,
+    DlqAudit,
     EventHeader,
     Invoice,
     InvoiceStatus,
@@ -29,6 +35,7 @@ from schemas.events import (
     ResultStatus,
     SendEmail,
     SendSms,
+    Severity,
     UnexpectedEventError,
     decode_as,
     decode_event,
@@ -172,6 +179,40 @@ EXAMPLES = [
         retryable=False,
         first_failure_at=utcnow(),
         last_failure_at=utcnow(),
+    ),
+]
+
+
+EXAMPLES += [
+    DeadLetterState(
+        header=header(),
+        dead_letter_id="router:0:5",
+        status=DeadLetterStatus.REPLAYED,
+        action_id="a1",
+        target_topic="t",
+        actor="ops@host",
+    ),
+    DlqAudit(
+        header=header(),
+        action_id="a1",
+        action=DlqAction.REPLAY,
+        phase=DlqActionPhase.COMPLETED,
+        actor="ops@host",
+        filter='{"stage": "router"}',
+        target="original",
+        selected=3,
+        done=2,
+        skipped=1,
+    ),
+    Alert(
+        header=header(),
+        rule="dlq.growth",
+        severity=Severity.WARNING,
+        subject="dlq.router.v1",
+        observed=12,
+        threshold=10,
+        window_seconds=300,
+        message="12 new dead letters in 5 min",
     ),
 ]
 

@@ -7,6 +7,7 @@ from hub.local_kafka import (
     BrokerConfig,
     LocalBroker,
     PortInUseError,
+    new_cluster_id,
     port_is_free,
     server_properties,
 )
@@ -42,3 +43,9 @@ def test_a_taken_port_is_a_clear_error_naming_the_setting(tmp_path: Path):
 def test_status_of_a_broker_that_never_ran(tmp_path: Path):
     status = LocalBroker(BrokerConfig(home=tmp_path, port=1, controller_port=2)).status()
     assert (status.running, status.reachable, status.pid) == (False, False, None)
+
+
+def test_cluster_ids_never_look_like_an_option():
+    ids = {new_cluster_id() for _ in range(2000)}
+    assert len(ids) == 2000
+    assert all(len(i) == 22 and not i.startswith("-") for i in ids)

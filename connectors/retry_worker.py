@@ -1,0 +1,167 @@
+"""The retry worker: re-delivers tier records to their command topic when they are due.
+
+One consumer reads every retry tier of every provider. A tier holds records
+in the order they failed, all with the same delay, so within a partition the
+head record is always due first: when it is not due yet, the worker pauses
+just that partition (seeking back to the record) until it is, and consumes
+the others meanwhile. It sleeps in `consume()` until the next partition is
+due instead of spinning. Offsets are committed only after the re-delivered
+records are acknowledged, and never past a record still waiting.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+
+import structlog
+from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+
+from connectors.tiers import due_at, original_topic
+from connectors.worker import source_of
+from hub.dead_letters import Failure, build_dead_letter, worker_id
+from hub.kafka import as_header_list, consumer_config, event_headers, producer_config
+from hub.logging import configure_logging
+from hub.settings import Settings
+from hub.topics import CONNECTOR_PROVIDERS, connector_stage, dlq_topic, retry_topic
+from schemas.codec import make_codec
+from schemas.events import encode_event
+
+log = structlog.get_logger("connectors.retry")
+
+GROUP_ID = "hub-retry-worker"
+TP = tuple[str, int]
+
+
+@dataclass
+class DueGate:
+    """Which partitions wait until when (epoch ms)."""
+
+    held: dict[TP, int] = field(default_factory=dict)
+
+    def hold(self, tp: TP, until_ms: int) -> None:
+        self.held[tp] = until_ms
+
+    def release_due(self, now_ms: int) -> list[TP]:
+        due = [tp for tp, until in self.held.items() if until <= now_ms]
+        for tp in due:
+            del self.held[tp]
+        return due
+
+    def wait_seconds(self, now_ms: int, longest: float = 1.0) -> float:
+        if not self.held:
+            return longest
+        return max(0.0, min(longest, (min(self.held.values()) - now_ms) / 1000))
+
+    def forget(self, tps: list[TP]) -> None:
+        for tp in tps:
+            self.held.pop(tp, None)
+
+
+def provider_of(tier_topic: str) -> str:
+    return tier_topic.split(".")[1]  # connector.<provider>.retry-<n>.v1
+
+
+class RetryWorker:
+    def __init__(self, settings: Settings, providers: list[str]) -> None:
+        self.settings = settings
+        self.codec = make_codec(settings.schema_registry_url)
+        self.topics = [
+            retry_topic(p, n) for p in providers for n in range(1, len(settings.tiers_for(p)) + 1)
+        ]
+        self.gate = DueGate()
+        self.worker = worker_id()
+        self.consumer = Consumer(consumer_config(settings, GROUP_ID))
+        self.producer = Producer(producer_config(settings, GROUP_ID))
+
+    def _on_revoke(self, _c: Consumer, partitions: list[TopicPartition]) -> None:
+        self.gate.forget([(tp.topic, tp.partition) for tp in partitions])
+
+    def run(self, stop: threading.Event | None = None) -> None:
+        self.consumer.subscribe(self.topics, on_revoke=self._on_revoke)
+        log.info("retry_worker.started", topics=self.topics)
+        try:
+            while stop is None or not stop.is_set():
+                self.cycle()
+        finally:
+            self.consumer.close()
+            self.producer.flush(10)
+
+    def cycle(self) -> None:
+        now = int(time.time() * 1000)
+        due = self.gate.release_due(now)
+        if due:
+            self.consumer.resume([TopicPartition(t, p) for t, p in due])
+        messages = self.consumer.consume(500, self.gate.wait_seconds(now))
+        commits: dict[TP, int] = {}
+        sends: list[Message] = []
+        now = int(time.time() * 1000)
+        for msg in messages:
+            if msg.error():
+                continue
+            tp = (msg.topic() or "", msg.partition() or 0)
+            if tp in self.gate.held:
+                continue  # behind a record that is not due: re-read after the resume
+            when = due_at(as_header_list(msg.headers()))
+            if when > now:
+                self.consumer.pause([TopicPartition(*tp)])
+                self.consumer.seek(TopicPartition(tp[0], tp[1], msg.offset() or 0))
+                self.gate.hold(tp, when)
+                continue
+            sends.append(msg)
+            commits[tp] = (msg.offset() or 0) + 1
+        if sends:
+            self._redeliver(sends)
+            self.consumer.commit(
+                offsets=[TopicPartition(t, p, o) for (t, p), o in commits.items()],
+                asynchronous=False,
+            )
+
+    def _redeliver(self, messages: list[Message]) -> None:
+        failed: list[KafkaError] = []
+
+        def on_delivery(err: KafkaError | None, _msg: Message) -> None:
+            if err is not None:
+                failed.append(err)
+
+        for msg in messages:
+            target = original_topic(as_header_list(msg.headers()))
+            if target is None:
+                self._dead_letter(msg)
+                continue
+            # Headers unchanged: the tier history travels on with the command.
+            self.producer.produce(
+                target,
+                key=msg.key(),
+                value=msg.value(),
+                headers=msg.headers(),
+                on_delivery=on_delivery,
+            )
+        self.producer.flush()
+        if failed:
+            # Not committed: the batch is read again and re-delivered (at-least-once).
+            raise RuntimeError(f"{len(failed)} retry re-deliveries failed: {failed[0]}")
+        log.info("retry.redelivered", count=len(messages))
+
+    def _dead_letter(self, msg: Message) -> None:
+        stage = connector_stage(provider_of(msg.topic() or ""))
+        error = ValueError("retry record without hub.retry.original_topic header")
+        letter = build_dead_letter(
+            source_of(msg), Failure(error, retryable=False), stage=stage, worker=self.worker
+        )
+        self.producer.produce(
+            dlq_topic(stage),
+            key=msg.key(),
+            value=encode_event(self.codec, letter),
+            headers=event_headers(letter),
+        )
+
+
+def run(settings: Settings, providers: list[str] | None = None) -> None:
+    configure_logging(settings.log_level, settings.log_format, component="retry-worker")
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    RetryWorker(settings, providers or list(CONNECTOR_PROVIDERS)).run(stop)

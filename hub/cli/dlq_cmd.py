@@ -1,0 +1,433 @@
+"""`hub dlq list | stats | show | replay | purge | monitor`: the operator's dead-letter tool."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+import typer
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
+from rich.panel import Panel
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from hub.cli.common import console, fail, settings
+from hub.dlq.actions import ORIGINAL, RETRY, Operator, ReplayError
+from hub.dlq.model import BadIdError, DlqFilter, DlqRecord, Status, parse_id, parse_when, select
+from hub.dlq.stats import compute
+from hub.dlq.store import load_dead_letters, load_one
+from hub.kafka import admin_config
+from hub.topics import all_stages
+from schemas.codec import DecodeError, make_codec
+from schemas.events import DlqAction, decode_event
+
+app = typer.Typer(help="List, inspect, replay and purge dead letters.", no_args_is_help=True)
+
+STAGE = typer.Option(None, "--stage", help=f"Stage: {', '.join(all_stages())}.")
+TOPIC = typer.Option(None, "--topic", help="Original topic the records failed on.")
+TENANT = typer.Option(None, "--tenant", help="Tenant (school) id.")
+PROVIDER = typer.Option(None, "--provider", help="Provider, e.g. twilio.")
+ERROR = typer.Option(None, "--error", help="Error class, or text in the error message.")
+SINCE = typer.Option(None, "--since", help="Failed at or after: ISO time or age (30m, 2h, 7d).")
+UNTIL = typer.Option(None, "--until", help="Failed at or before: ISO time or age.")
+STATUS = typer.Option("pending", "--status", help="pending, replayed, purged or all.")
+
+
+def _statuses(status: str) -> frozenset[Status]:
+    if status == "all":
+        return frozenset(Status)
+    try:
+        return frozenset({Status(status)})
+    except ValueError:
+        fail(f"--status {status!r}: choose pending, replayed, purged or all")
+
+
+def _filter(
+    *,
+    stage: str | None,
+    topic: str | None,
+    tenant: str | None,
+    provider: str | None,
+    error: str | None,
+    since: str | None,
+    until: str | None,
+    statuses: frozenset[Status],
+    ids: list[str] | None = None,
+) -> DlqFilter:
+    if stage and stage not in all_stages():
+        fail(f"unknown stage {stage!r}; stages: {', '.join(all_stages())}")
+    try:
+        for record_id in ids or []:
+            parse_id(record_id)
+        return DlqFilter(
+            stage=stage,
+            topic=topic,
+            tenant=tenant,
+            provider=provider,
+            error=error,
+            since=parse_when(since) if since else None,
+            until=parse_when(until) if until else None,
+            statuses=statuses,
+            ids=frozenset(ids or []),
+        )
+    except (BadIdError, ValueError) as exc:
+        fail(str(exc))
+
+
+def _load(dlq_filter: DlqFilter) -> list[DlqRecord]:
+    s = settings()
+    stages = (
+        [dlq_filter.stage]
+        if dlq_filter.stage
+        else (sorted({parse_id(i)[0] for i in dlq_filter.ids}) or None)
+    )
+    try:
+        with console.status("reading dead-letter topics…"):
+            records, unreadable = load_dead_letters(s, make_codec(s.schema_registry_url), stages)
+    except (KafkaException, TimeoutError) as exc:
+        fail(f"cannot read the dead-letter topics from {s.bootstrap_servers}: {exc}")
+    if unreadable:
+        console.print(
+            f"[yellow]{unreadable} record(s) in dead-letter topics are not dead letters[/]"
+        )
+    return records
+
+
+def _age(when: datetime) -> str:
+    seconds = (datetime.now(UTC) - when).total_seconds()
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f}{unit} ago"
+    return f"{seconds:.0f}s ago"
+
+
+def _row(r: DlqRecord) -> dict[str, Any]:
+    letter = r.letter
+    return {
+        "id": r.id,
+        "stage": r.stage,
+        "status": str(r.status),
+        "last_failure_at": letter.last_failure_at.isoformat(),
+        "tenant": letter.header.tenant,
+        "provider": letter.provider,
+        "original_topic": letter.original_topic,
+        "error_class": letter.error_class,
+        "error_message": letter.error_message,
+        "retryable": letter.retryable,
+        "attempts": letter.attempts,
+        "idempotency_key": letter.idempotency_key,
+    }
+
+
+@app.command("list")
+def list_(
+    stage: str = STAGE,
+    topic: str = TOPIC,
+    tenant: str = TENANT,
+    provider: str = PROVIDER,
+    error: str = ERROR,
+    since: str = SINCE,
+    until: str = UNTIL,
+    status: str = STATUS,
+    limit: int = typer.Option(50, help="Show at most this many (oldest first)."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
+) -> None:
+    """Dead letters matching the filters, oldest first."""
+    dlq_filter = _filter(
+        stage=stage,
+        topic=topic,
+        tenant=tenant,
+        provider=provider,
+        error=error,
+        since=since,
+        until=until,
+        statuses=_statuses(status),
+    )
+    chosen = select(_load(dlq_filter), dlq_filter, limit)
+    if as_json:
+        for record in chosen:
+            typer.echo(json.dumps(_row(record)))
+        return
+    table = Table("id", "stage", "failed", "tenant", "provider", "error", "message", "status")
+    for r in chosen:
+        table.add_row(
+            r.id,
+            r.stage,
+            _age(r.letter.last_failure_at),
+            r.letter.header.tenant,
+            r.letter.provider or "-",
+            r.letter.error_class,
+            r.letter.error_message[:60],
+            str(r.status),
+        )
+    console.print(table)
+    console.print(
+        f"{len(chosen)} dead letter(s)" + (" (limit reached)" if len(chosen) == limit else "")
+    )
+
+
+@app.command()
+def stats(stage: str = STAGE, as_json: bool = typer.Option(False, "--json")) -> None:
+    """Counts by error class, provider, tenant, stage; oldest, newest, growth in the last hour."""
+    dlq_filter = _filter(
+        stage=stage,
+        topic=None,
+        tenant=None,
+        provider=None,
+        error=None,
+        since=None,
+        until=None,
+        statuses=frozenset(Status),
+    )
+    result = compute(select(_load(dlq_filter), dlq_filter), datetime.now(UTC))
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "total": result.total,
+                    "by_error": result.by_error,
+                    "by_provider": result.by_provider,
+                    "by_tenant": result.by_tenant,
+                    "by_stage": result.by_stage,
+                    "by_status": result.by_status,
+                    "oldest": result.oldest.isoformat() if result.oldest else None,
+                    "newest": result.newest.isoformat() if result.newest else None,
+                    "last_hour": result.last_hour,
+                    "previous_hour": result.previous_hour,
+                }
+            )
+        )
+        return
+    console.print(f"[bold]{result.total}[/] dead letters; last hour: {result.growth}")
+    if result.oldest and result.newest:
+        console.print(f"oldest {_age(result.oldest)}, newest {_age(result.newest)}")
+    for title, counter in (
+        ("error class", result.by_error),
+        ("provider", result.by_provider),
+        ("tenant", result.by_tenant),
+        ("stage", result.by_stage),
+        ("status", result.by_status),
+    ):
+        table = Table(title, "count")
+        for name, count in counter.most_common(10):
+            table.add_row(name, str(count))
+        console.print(table)
+
+
+def _payload(r: DlqRecord) -> str:
+    value = r.letter.original_value
+    try:
+        return json.dumps(
+            decode_event(make_codec(settings().schema_registry_url), value).model_dump(mode="json"),
+            indent=2,
+        )
+    except DecodeError as exc:
+        preview = (value or b"")[:400]
+        return f"(not a hub event: {exc})\n{preview!r}"
+
+
+@app.command()
+def show(
+    record_id: str = typer.Argument(..., help="A dead letter id from `hub dlq list`."),
+) -> None:
+    """One dead letter: where it came from, why it failed, its payload and headers."""
+    s = settings()
+    try:
+        record = load_one(s, make_codec(s.schema_registry_url), record_id)
+    except BadIdError as exc:
+        fail(str(exc))
+    if record is None:
+        fail(f"no dead letter {record_id} (expired, or not written yet)")
+    letter = record.letter
+    facts = Table(show_header=False, box=None)
+    for name, value in [
+        ("id", record.id),
+        (
+            "status",
+            f"{record.status}"
+            + (
+                f" by {record.state.actor} (action {record.state.action_id})"
+                if record.state
+                else ""
+            ),
+        ),
+        (
+            "from",
+            f"{letter.original_topic} partition {letter.original_partition} "
+            f"offset {letter.original_offset}",
+        ),
+        ("stage / worker", f"{letter.stage} / {letter.worker}"),
+        ("error", f"{letter.error_class}: {letter.error_message}"),
+        ("retryable", str(letter.retryable)),
+        ("attempts", str(letter.attempts)),
+        (
+            "first / last failure",
+            f"{letter.first_failure_at.isoformat()} / {letter.last_failure_at.isoformat()}",
+        ),
+        ("tenant", letter.header.tenant),
+        ("correlation id", letter.header.correlation_id),
+        ("provider", letter.provider or "-"),
+        ("idempotency key", letter.idempotency_key or "-"),
+    ]:
+        facts.add_row(f"[bold]{name}[/]", value)
+    console.print(Panel(facts, title="dead letter"))
+    headers = "\n".join(
+        f"{h.key}: {(h.value or b'').decode('utf-8', 'replace')}" for h in letter.original_headers
+    )
+    console.print(Panel(headers or "(none)", title="original headers"), markup=False)
+    console.print(Panel(_payload(record), title="payload"), markup=False)
+    if letter.stack:
+        console.print(Panel(letter.stack, title="stack"), markup=False)
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    )
+
+
+def _check_target(to: str) -> None:
+    if to in (ORIGINAL, RETRY):
+        return
+    s = settings()
+    if to not in AdminClient(admin_config(s)).list_topics(timeout=10).topics:
+        fail(f"--to {to}: no such topic (use original, retry, or an existing topic)")
+
+
+@app.command()
+def replay(
+    ids: list[str] = typer.Argument(None, help="Dead letter ids; or select with filters."),
+    stage: str = STAGE,
+    topic: str = TOPIC,
+    tenant: str = TENANT,
+    provider: str = PROVIDER,
+    error: str = ERROR,
+    since: str = SINCE,
+    until: str = UNTIL,
+    to: str = typer.Option(ORIGINAL, "--to", help="original, retry, or a topic name."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only list what would move."),
+    rate: float = typer.Option(None, "--rate", help="At most this many records per second."),
+    again: bool = typer.Option(False, "--again", help="Also replay ones replayed before."),
+    resume: str = typer.Option(
+        None,
+        "--resume",
+        help="Action id of an interrupted run (with --again: skip what that run did).",
+    ),
+    limit: int = typer.Option(None, help="Replay at most this many."),
+) -> None:
+    """Put dead letters back: exactly once per run, resumable (re-run the same command)."""
+    if not ids and not any((stage, topic, tenant, provider, error, since, until)):
+        fail("choose what to replay: dead letter ids, or at least one filter (--stage, ...)")
+    _check_target(to)
+    # By default only pending dead letters: re-running an interrupted replay
+    # therefore resumes it. --again re-replays (idempotency keys still hold).
+    statuses = {Status.PENDING, Status.REPLAYED} if again else {Status.PENDING}
+    dlq_filter = replace(
+        _filter(
+            stage=stage,
+            topic=topic,
+            tenant=tenant,
+            provider=provider,
+            error=error,
+            since=since,
+            until=until,
+            statuses=frozenset(statuses),
+            ids=ids,
+        ),
+        not_done_by=resume,
+    )
+    chosen = select(_load(dlq_filter), dlq_filter, limit)
+    if ids and not again:
+        skipped = sorted(set(ids) - {r.id for r in chosen})
+        if skipped:
+            console.print(
+                f"[yellow]skipping {len(skipped)} not pending (replayed or purged); "
+                "--again replays them again[/]"
+            )
+    if dry_run or not chosen:
+        list_table = Table("id", "original topic", "error", "would go to")
+        for r in chosen:
+            list_table.add_row(r.id, r.letter.original_topic, r.letter.error_class, to)
+        console.print(list_table)
+        console.print(
+            f"{len(chosen)} dead letter(s) " + ("would be replayed" if dry_run else "to replay")
+        )
+        return
+    s = settings()
+    operator = Operator(s, make_codec(s.schema_registry_url))
+    try:
+        with _progress() as bar:
+            task = bar.add_task(f"replaying to {to}", total=len(chosen))
+            report = operator.run(
+                DlqAction.REPLAY,
+                chosen,
+                dlq_filter.describe(),
+                to=to,
+                rate=rate,
+                progress=lambda n: bar.advance(task, n),
+            )
+    except ReplayError as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        fail("interrupted: re-run the same command to replay the rest (nothing is repeated)", 130)
+    console.print(
+        f"replayed {report.done} dead letter(s) (action {report.action_id}; "
+        "audit on hub.dlq.audit.v1)"
+    )
+
+
+@app.command()
+def purge(
+    ids: list[str] = typer.Argument(None, help="Dead letter ids; or select with filters."),
+    stage: str = STAGE,
+    topic: str = TOPIC,
+    tenant: str = TENANT,
+    provider: str = PROVIDER,
+    error: str = ERROR,
+    since: str = SINCE,
+    until: str = UNTIL,
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+) -> None:
+    """Mark dead letters as dealt with: hidden from list, never replayed. Audited."""
+    if not ids and not any((stage, topic, tenant, provider, error, since, until)):
+        fail("choose what to purge: dead letter ids, or at least one filter (--stage, ...)")
+    statuses = frozenset({Status.PENDING, Status.REPLAYED})
+    dlq_filter = _filter(
+        stage=stage,
+        topic=topic,
+        tenant=tenant,
+        provider=provider,
+        error=error,
+        since=since,
+        until=until,
+        statuses=statuses,
+        ids=ids,
+    )
+    chosen = select(_load(dlq_filter), dlq_filter)
+    if not chosen:
+        console.print("nothing to purge")
+        return
+    if not yes and not typer.confirm(
+        f"Purge {len(chosen)} dead letter(s)? They will not be listed or replayed any more"
+    ):
+        fail("not purged", 1)
+    s = settings()
+    report = Operator(s, make_codec(s.schema_registry_url)).run(
+        DlqAction.PURGE, chosen, dlq_filter.describe()
+    )
+    console.print(f"purged {report.done} dead letter(s) (action {report.action_id})")
+
+
+@app.command()
+def monitor() -> None:
+    """Watch dead-letter topics; alert on hub.alerts.v1 when one grows too fast."""
+    from hub.dlq.monitor import run
+
+    run(settings())

@@ -1,0 +1,1 @@
+"""Dead-letter operations: list, inspect, replay, purge, monitor."""
