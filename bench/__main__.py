@@ -12,10 +12,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import e2e, ingress
+from bench import e2e, ingress, replay
 from bench.common import bench_environment
 
-BENCHES = {"ingress": ingress.run, "e2e": e2e.run}
+BENCHES = {"ingress": ingress.run, "e2e": e2e.run, "replay": replay.run}
 
 
 def main(names: list[str]) -> None:

@@ -104,7 +104,10 @@ def replay_headers(
 
 
 def batch_size(rate: float | None) -> int:
-    return 500 if not rate else max(1, min(500, int(rate / 5)))
+    """Records per transaction. A commit costs tens of milliseconds, so an unpaced
+    replay commits every 5,000 (a crash redoes at most that, never duplicates);
+    a paced one about five times a second, so progress stays smooth."""
+    return 5000 if not rate else max(1, min(500, int(rate / 5)))
 
 
 def pace(done: int, started: float, rate: float | None, now: float) -> float:

@@ -165,7 +165,7 @@ def test_replay_to_retry_without_tiers_is_due_at_once() -> None:
 
 @pytest.mark.parametrize(
     ("rate", "size"),
-    [(None, 500), (0.0, 500), (100.0, 20), (5.0, 1), (1.0, 1), (0.1, 1), (2500.0, 500),
+    [(None, 5000), (0.0, 5000), (100.0, 20), (5.0, 1), (1.0, 1), (0.1, 1), (2500.0, 500),
      (1e6, 500), (12.0, 2)],
 )  # fmt: skip
 def test_batch_size(rate: float | None, size: int) -> None:
