@@ -19,10 +19,11 @@ from typing import Literal, Protocol, TypeVar
 
 import httpx
 
+from hub.settings import Settings
 from hub.tenants import Tenant
 from schemas.events import CommandPayload, ConnectorCommand
 
-Category = Literal["payment", "sms", "email"]
+Category = Literal["payment", "sms", "email", "directory", "push", "profile", "contacts"]
 RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 
@@ -55,6 +56,10 @@ class MissingCredentialsError(LookupError):
     """The tenant has no account with this provider: permanent until configured."""
 
 
+class AuthError(Exception):
+    """Credentials were refused while obtaining a token (an auth flow's own request)."""
+
+
 P_contra = TypeVar("P_contra", bound=CommandPayload, contravariant=True)
 
 
@@ -70,6 +75,11 @@ class ProviderAdapter(Protocol[P_contra]):
     ) -> httpx.Request: ...
 
     def classify(self, response: httpx.Response) -> Outcome: ...
+
+    def auth(self, tenant: Tenant, settings: Settings) -> httpx.Auth | None:
+        """An httpx auth flow for providers whose credentials are fetched (OAuth 2.0), or
+        None when build_request already put the credentials on the request."""
+        ...
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:

@@ -15,6 +15,7 @@ import httpx
 import structlog
 
 from connectors.base import (
+    AuthError,
     Delivered,
     MissingCredentialsError,
     Outcome,
@@ -24,6 +25,7 @@ from connectors.base import (
 )
 from connectors.ledger import Ledger
 from connectors.retry import Attempted, RetryPolicy, Sleep, with_retries
+from hub.settings import Settings
 from hub.tenants import TenantDirectory
 from hub.topics import connector_stage
 from schemas.events import ConnectorCommand, ConnectorResult, ResultStatus
@@ -45,6 +47,7 @@ def result_for(
         "operation": command.operation,
         "attempts": attempted.attempts,
         "context": command.context,
+        "ordering_key": command.ordering_key,
     }
     if isinstance(outcome, Delivered):
         return ConnectorResult(
@@ -74,6 +77,7 @@ def duplicate_of(command: ConnectorCommand, earlier: ConnectorResult) -> Connect
             "attempts": 0,
             "duplicate": True,
             "context": command.context,
+            "ordering_key": command.ordering_key,
         }
     )
 
@@ -83,6 +87,7 @@ class CommandExecutor:
         self,
         adapter: ProviderAdapter[Any],
         *,
+        settings: Settings,
         base_url: str,
         tenants: TenantDirectory,
         http: httpx.AsyncClient,
@@ -91,6 +96,7 @@ class CommandExecutor:
         sleep: Sleep,
     ) -> None:
         self.adapter = adapter
+        self.settings = settings
         self.base_url = base_url
         self.tenants = tenants
         self.http = http
@@ -122,13 +128,17 @@ class CommandExecutor:
             return Attempted(Rejected(f"{self.adapter.name} cannot do {command.operation}"), 0)
         try:
             request = self.adapter.build_request(command, command.payload, tenant, self.base_url)
+            auth = self.adapter.auth(tenant, self.settings)
         except MissingCredentialsError as exc:
             return Attempted(Rejected(str(exc)), 0)
-        return await with_retries(lambda: self._send(request), self.policy, self.sleep)
+        return await with_retries(lambda: self._send(request, auth), self.policy, self.sleep)
 
-    async def _send(self, request: httpx.Request) -> Outcome:
+    async def _send(self, request: httpx.Request, auth: httpx.Auth | None) -> Outcome:
         try:
-            response = await self.http.send(request)
+            response = await self.http.send(request, auth=auth or httpx.USE_CLIENT_DEFAULT)
+        except AuthError as exc:
+            # The provider's token endpoint refused the credentials: no retry fixes that.
+            return Rejected(f"authentication failed: {exc}")
         except httpx.TransportError as exc:
             return RetryLater(f"network error: {type(exc).__name__}: {exc}".rstrip(": "))
         outcome = self.adapter.classify(response)

@@ -18,6 +18,7 @@ from connectors.base import (
     classify_failure,
     json_or_empty,
 )
+from hub.settings import Settings
 from hub.tenants import Tenant
 from schemas.events import ConnectorCommand, CreatePaymentOrder
 
@@ -46,6 +47,9 @@ class Razorpay:
             json=body,
             headers=basic_auth(account.key_id, account.key_secret.get_secret_value()),
         )
+
+    def auth(self, tenant: Tenant, settings: Settings) -> httpx.Auth | None:
+        return None  # credentials travel in build_request's headers
 
     def classify(self, response: httpx.Response) -> Outcome:
         body = json_or_empty(response)

@@ -18,6 +18,7 @@ from connectors.base import (
     classify_failure,
     json_or_empty,
 )
+from hub.settings import Settings
 from hub.tenants import Tenant
 from schemas.events import ConnectorCommand, SendEmail
 
@@ -57,6 +58,9 @@ class SendGrid:
         return httpx.Request(
             "POST", f"{base_url.rstrip('/')}/v3/mail/send", json=body, headers=headers
         )
+
+    def auth(self, tenant: Tenant, settings: Settings) -> httpx.Auth | None:
+        return None  # credentials travel in build_request's headers
 
     def classify(self, response: httpx.Response) -> Outcome:
         if response.status_code == 202:

@@ -18,6 +18,7 @@ from connectors.base import (
     classify_failure,
     json_or_empty,
 )
+from hub.settings import Settings
 from hub.tenants import Tenant
 from schemas.events import ConnectorCommand, SendSms
 
@@ -37,6 +38,9 @@ class Twilio:
         form = {"To": payload.to, "From": account.from_number, "Body": payload.text}
         auth = basic_auth(account.account_sid, account.auth_token.get_secret_value())
         return httpx.Request("POST", url, data=form, headers=auth)
+
+    def auth(self, tenant: Tenant, settings: Settings) -> httpx.Auth | None:
+        return None  # credentials travel in build_request's headers
 
     def classify(self, response: httpx.Response) -> Outcome:
         body = json_or_empty(response)

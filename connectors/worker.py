@@ -105,6 +105,7 @@ class ConnectorWorker:
             async with httpx.AsyncClient(timeout=timeout, limits=limits) as http:
                 executor = CommandExecutor(
                     adapter(self.provider),
+                    settings=self.settings,
                     base_url=getattr(self.settings, f"{self.provider}_base_url"),
                     tenants=self.tenants,
                     http=http,

@@ -59,6 +59,12 @@ class Settings(BaseSettings):
     razorpay_base_url: str = "https://api.razorpay.com"
     twilio_base_url: str = "https://api.twilio.com"
     sendgrid_base_url: str = "https://api.sendgrid.com"
+    gworkspace_base_url: str = "https://admin.googleapis.com"
+    fcm_base_url: str = "https://fcm.googleapis.com"
+    mobileapp_base_url: str = "https://app.school.example"  # the school's own backend
+    smsgateway_base_url: str = "https://api.smsgateway.example"
+    # Where service-account JWTs are exchanged for access tokens (Google's OAuth 2.0).
+    google_token_url: str = "https://oauth2.googleapis.com/token"  # noqa: S105 - a URL, not a secret
     payment_url_template: str = "https://checkout.school.example/pay/{order_id}"
     receipt_url_template: str = "https://erp.school.example/receipts/{receipt_no}"
 

@@ -48,6 +48,11 @@ def with_simulators(settings: Settings) -> Settings:
             "razorpay_base_url": f"{sim}/razorpay",
             "twilio_base_url": f"{sim}/twilio",
             "sendgrid_base_url": f"{sim}/sendgrid",
+            "gworkspace_base_url": f"{sim}/gworkspace",
+            "fcm_base_url": f"{sim}/fcm",
+            "mobileapp_base_url": f"{sim}/mobileapp",
+            "smsgateway_base_url": f"{sim}/smsgateway",
+            "google_token_url": f"{sim}/google/oauth2/token",
             "payment_url_template": f"{sim}/razorpay/checkout/{{order_id}}",
         }
     )

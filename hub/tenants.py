@@ -12,6 +12,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import BaseModel, ConfigDict, SecretStr
 
 from hub.settings import Settings
@@ -39,12 +41,37 @@ class SendGridAccount(_Model):
     from_name: str = ""
 
 
+class GoogleServiceAccount(_Model):
+    """A Google Cloud service account: the hub signs a JWT with its key to get an access token."""
+
+    client_email: str
+    private_key: SecretStr  # PEM, RSA
+    private_key_id: str = ""
+
+
+class GoogleWorkspaceAccount(GoogleServiceAccount):
+    # Domain-wide delegation: the admin the service account acts for.
+    admin_email: str
+
+
+class FcmAccount(GoogleServiceAccount):
+    project_id: str
+
+
+class ApiKeyAccount(_Model):
+    api_key: SecretStr
+
+
 class Tenant(_Model):
     id: str
     name: str = ""
     razorpay: RazorpayAccount | None = None
     twilio: TwilioAccount | None = None
     sendgrid: SendGridAccount | None = None
+    gworkspace: GoogleWorkspaceAccount | None = None
+    fcm: FcmAccount | None = None
+    mobileapp: ApiKeyAccount | None = None  # the school's own mobile app backend
+    smsgateway: ApiKeyAccount | None = None  # the SMS gateway's contact book
 
     def webhook_secret(self, provider: str) -> SecretStr | None:
         account = getattr(self, provider, None)
@@ -100,6 +127,15 @@ def load_tenants(settings: Settings) -> TenantDirectory:
     return TenantDirectory({})
 
 
+def new_rsa_key_pem() -> str:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+
+
 def demo_tenant_config(tenant_id: str = "greenwood", name: str = "Greenwood High School") -> str:
     """A TOML tenant file with freshly generated secrets, for local runs and tests.
 
@@ -127,6 +163,24 @@ from_number = "+15005550006"
 api_key = "SG.{secrets.token_urlsafe(16)}.{secrets.token_urlsafe(32)}"
 from_email = "fees@{tenant_id}.school.example"
 from_name = "{name}"
+
+[tenants.{tenant_id}.gworkspace]
+client_email = "hub-sync@{tenant_id}-erp.iam.gserviceaccount.com"
+private_key_id = "{secrets.token_hex(20)}"
+private_key = '''{new_rsa_key_pem()}'''
+admin_email = "it-admin@{tenant_id}.school.example"
+
+[tenants.{tenant_id}.fcm]
+client_email = "hub-push@{tenant_id}-app.iam.gserviceaccount.com"
+private_key_id = "{secrets.token_hex(20)}"
+private_key = '''{new_rsa_key_pem()}'''
+project_id = "{tenant_id}-parent-app"
+
+[tenants.{tenant_id}.mobileapp]
+api_key = "{token(24)}"
+
+[tenants.{tenant_id}.smsgateway]
+api_key = "{token(16)}"
 """
 
 

@@ -333,9 +333,60 @@ class SendEmail(_Model):
     html: str | None = None
 
 
-CommandPayload = CreatePaymentOrder | SendSms | SendEmail
+class UpdateDirectoryUser(_Model):
+    SCHEMA: ClassVar[str] = "com.integrationhub.UpdateDirectoryUser"
+    OPERATION: ClassVar[str] = "directory.update_user"
+
+    user_email: str
+    mobile_phone: str | None = None
+
+
+class UpdateAppProfile(_Model):
+    SCHEMA: ClassVar[str] = "com.integrationhub.UpdateAppProfile"
+    OPERATION: ClassVar[str] = "app.update_profile"
+
+    student_id: str
+    profile: dict[str, str | None]
+
+
+class UpdateSmsContact(_Model):
+    SCHEMA: ClassVar[str] = "com.integrationhub.UpdateSmsContact"
+    OPERATION: ClassVar[str] = "contacts.update"
+
+    student_id: str
+    phone: str
+
+
+class SendPush(_Model):
+    SCHEMA: ClassVar[str] = "com.integrationhub.SendPush"
+    OPERATION: ClassVar[str] = "push.send"
+
+    topic: str
+    title: str
+    body: str
+    data: dict[str, str] = Field(default_factory=dict)
+
+
+CommandPayload = (
+    CreatePaymentOrder
+    | SendSms
+    | SendEmail
+    | UpdateDirectoryUser
+    | UpdateAppProfile
+    | UpdateSmsContact
+    | SendPush
+)
 _PAYLOADS: dict[str, type[CommandPayload]] = {
-    p.SCHEMA: p for p in (CreatePaymentOrder, SendSms, SendEmail)
+    p.SCHEMA: p
+    for p in (
+        CreatePaymentOrder,
+        SendSms,
+        SendEmail,
+        UpdateDirectoryUser,
+        UpdateAppProfile,
+        UpdateSmsContact,
+        SendPush,
+    )
 }
 
 
@@ -348,13 +399,14 @@ class ConnectorCommand(Event):
     provider: str
     payload: CommandPayload
     context: dict[str, str] = Field(default_factory=dict)
+    ordering_key: str | None = None
 
     @property
     def operation(self) -> str:
         return self.payload.OPERATION
 
     def key(self) -> str:
-        return entity_key(self.header.tenant, self.idempotency_key)
+        return entity_key(self.header.tenant, self.ordering_key or self.idempotency_key)
 
     def to_record(self) -> dict[str, Any]:
         record = self.model_dump()
@@ -391,11 +443,12 @@ class ConnectorResult(Event):
     duplicate: bool = False
     details: dict[str, str] = Field(default_factory=dict)
     context: dict[str, str] = Field(default_factory=dict)
+    ordering_key: str | None = None
 
     def key(self) -> str:
         # Same key as the command, so the result lands on the same partition
         # number as the command it answers (the idempotency ledger relies on it).
-        return entity_key(self.header.tenant, self.idempotency_key)
+        return entity_key(self.header.tenant, self.ordering_key or self.idempotency_key)
 
 
 class KafkaHeader(_Model):

@@ -36,6 +36,7 @@ from connectors.executor import CommandExecutor
 from connectors.ledger import Ledger
 from connectors.registry import PROVIDERS
 from connectors.retry import RetryPolicy
+from hub.settings import Settings
 from hub.tenants import TenantDirectory, demo_tenant_config, parse_tenants
 from schemas.events import ConnectorCommand, ConnectorResult, ResultStatus
 from simulators import create_app
@@ -67,6 +68,7 @@ class Harness:
     def executor(self, ledger: Ledger | None = None) -> CommandExecutor:
         return CommandExecutor(
             PROVIDERS[self.provider],
+            settings=Settings(),
             base_url=f"http://sim/{self.provider}",
             tenants=self.tenants,
             http=self.http,

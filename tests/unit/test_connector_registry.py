@@ -18,6 +18,7 @@ from schemas.events import CommandPayload, CreatePaymentOrder, SendEmail, SendSm
 PROTOCOL_METHODS = {
     "build_request": ["command", "payload", "tenant", "base_url"],
     "classify": ["response"],
+    "auth": ["tenant", "settings"],
 }
 
 
