@@ -17,6 +17,7 @@ $(STAMP): pyproject.toml constraints.txt deploy/bootstrap.sh
 
 setup: $(STAMP)
 	$(BIN)/hub kafka prepare
+	$(BIN)/hub cdc prepare
 
 run: setup
 	$(BIN)/hub run

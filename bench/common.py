@@ -18,7 +18,7 @@ from hub.settings import Settings
 from hub.stack import with_simulators
 from hub.tenants import demo_tenant_config
 from hub.topic_admin import apply_catalog
-from hub.topics import catalog
+from hub.topics import catalog_for
 
 
 @contextmanager
@@ -48,7 +48,7 @@ def bench_environment(workdir: Path) -> Iterator[Settings]:
     )
     apply_catalog(
         AdminClient(admin_config(settings)),
-        catalog(settings.retry_tiers),
+        catalog_for(settings),
         settings.topic_partitions,
     )
     try:

@@ -16,10 +16,10 @@ from datetime import UTC, datetime
 
 from connectors.tiers import RetryHistory, ToTier, next_step, tier_headers
 from hub.dead_letters import Failure, SourceRecord, build_dead_letter
-from hub.kafka import Headers, event_headers
+from hub.kafka import Record, event_record
 from hub.topics import connector_stage, dlq_topic, results_topic
 from schemas.codec import Codec
-from schemas.events import ConnectorCommand, ConnectorResult, Event, ResultStatus, encode_event
+from schemas.events import ConnectorCommand, ConnectorResult, ResultStatus
 
 
 class RetriesExhaustedError(RuntimeError):
@@ -28,23 +28,6 @@ class RetriesExhaustedError(RuntimeError):
 
 class ProviderRejectedError(RuntimeError):
     """The provider (or the hub, for a command it cannot send) refused it for good."""
-
-
-@dataclass(frozen=True)
-class Record:
-    topic: str
-    key: bytes | str | None
-    value: bytes
-    headers: Headers
-
-
-def event_record(codec: Codec, topic: str, event: Event, key: bytes | str | None = None) -> Record:
-    return Record(
-        topic,
-        key if key is not None else event.key(),
-        encode_event(codec, event),
-        event_headers(event),
-    )
 
 
 def _describe(result: ConnectorResult) -> str:

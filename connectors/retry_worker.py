@@ -20,8 +20,7 @@ import structlog
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
 from connectors.tiers import due_at, original_topic
-from connectors.worker import source_of
-from hub.dead_letters import Failure, build_dead_letter, worker_id
+from hub.dead_letters import Failure, build_dead_letter, source_of, worker_id
 from hub.kafka import as_header_list, consumer_config, event_headers, producer_config
 from hub.logging import configure_logging
 from hub.settings import Settings

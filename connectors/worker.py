@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict
-from collections.abc import Sequence
 
 import httpx
 import structlog
@@ -23,12 +22,12 @@ from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartit
 
 from connectors.executor import CommandExecutor
 from connectors.ledger import Ledger
-from connectors.outcomes import OutcomeContext, Record, event_record, records_for
+from connectors.outcomes import OutcomeContext, records_for
 from connectors.registry import adapter
 from connectors.restore import restore_results
 from connectors.retry import RetryPolicy
-from hub.dead_letters import Failure, SourceRecord, build_dead_letter, worker_id
-from hub.kafka import as_header_list, consumer_config, producer_config
+from hub.dead_letters import Failure, build_dead_letter, source_of, worker_id
+from hub.kafka import Record, consumer_config, event_record, next_offsets, producer_config
 from hub.settings import Settings
 from hub.tenants import TenantDirectory
 from hub.topics import commands_topic, connector_stage, dlq_topic, results_topic
@@ -36,30 +35,6 @@ from schemas.codec import Codec, DecodeError
 from schemas.events import ConnectorCommand, decode_as
 
 log = structlog.get_logger("connectors")
-
-
-def source_of(msg: Message) -> SourceRecord:
-    _, timestamp = msg.timestamp()
-    return SourceRecord(
-        msg.topic() or "",
-        msg.partition() or 0,
-        msg.offset() or 0,
-        timestamp if timestamp > 0 else None,
-        msg.key(),
-        msg.value(),
-        as_header_list(msg.headers()),
-    )
-
-
-def next_offsets(messages: Sequence[Message]) -> list[TopicPartition]:
-    highest: dict[tuple[str, int], int] = {}
-    for msg in messages:
-        tp = (msg.topic() or "", msg.partition() or 0)
-        highest[tp] = max(highest.get(tp, -1), msg.offset() or 0)
-    return [
-        TopicPartition(topic, partition, offset + 1)
-        for (topic, partition), offset in highest.items()
-    ]
 
 
 class ConnectorWorker:

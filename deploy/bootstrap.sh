@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # System packages the hub needs and pip cannot install: a JDK 17+ (the Kafka
-# broker, later Debezium) and Maven (resolves the broker's jars). Installs the
-# missing ones from Debian's packages when run as root; otherwise says what to do.
+# broker and Debezium's Kafka Connect worker), Maven (resolves their jars) and
+# the PostgreSQL server (the CDC demo source and tests). Installs the missing
+# ones from Debian's packages when run as root; otherwise says what to do.
 set -euo pipefail
 
 missing=()
@@ -9,6 +10,7 @@ java_major() { java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | he
 if ! command -v java >/dev/null || [ "$(java_major)" -lt 17 ]; then missing+=(openjdk-17-jre-headless); fi
 command -v mvn >/dev/null || missing+=(maven)
 python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
@@ -20,3 +22,9 @@ fi
 echo "installing ${missing[*]} from Debian's packages"
 apt-get update -qq
 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+# The package starts a default cluster on 5432; the hub runs its own, on its own port.
+if [[ " ${missing[*]} " == *" postgresql "* ]] && command -v pg_ctlcluster >/dev/null; then
+  for conf in /etc/postgresql/*/main; do
+    pg_ctlcluster "$(basename "$(dirname "$conf")")" main stop 2>/dev/null || true
+  done
+fi

@@ -15,7 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from hub.kafka import header_value
+from confluent_kafka import Message
+
+from hub.kafka import as_header_list, header_value
 from schemas.events import DeadLetter, EventHeader, KafkaHeader, utcnow
 
 UNKNOWN_TENANT = "unknown"
@@ -94,4 +96,18 @@ def build_dead_letter(
         last_failure_at=now,
         provider=provider or header_value(record.headers, "provider"),
         idempotency_key=idempotency_key or header_value(record.headers, "idempotency_key"),
+    )
+
+
+def source_of(msg: Message) -> SourceRecord:
+    """A consumed confluent-kafka message as the source of a possible dead letter."""
+    _, timestamp = msg.timestamp()
+    return SourceRecord(
+        msg.topic() or "",
+        msg.partition() or 0,
+        msg.offset() or 0,
+        timestamp if timestamp > 0 else None,
+        msg.key(),
+        msg.value(),
+        as_header_list(msg.headers()),
     )

@@ -12,12 +12,14 @@ import asyncio
 import time
 import uuid
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from hub.settings import Settings
-from schemas.events import Event
+from schemas.codec import Codec
+from schemas.events import Event, encode_event
 
 HEADER_PREFIX = "hub."
 
@@ -78,6 +80,25 @@ def header_value(headers: Sequence[tuple[str, bytes | None]] | None, name: str) 
         if key == f"{HEADER_PREFIX}{name}" and value is not None:
             return value.decode("utf-8", "replace")
     return None
+
+
+@dataclass(frozen=True)
+class Record:
+    """A record to produce: what a stage decided, before any I/O."""
+
+    topic: str
+    key: bytes | str | None
+    value: bytes | None  # None: a tombstone
+    headers: Headers
+
+
+def event_record(codec: Codec, topic: str, event: Event, key: bytes | str | None = None) -> Record:
+    return Record(
+        topic,
+        key if key is not None else event.key(),
+        encode_event(codec, event),
+        event_headers(event),
+    )
 
 
 class DeliveryFailedError(Exception):
@@ -264,3 +285,15 @@ def read_one(settings: Settings, topic: str, partition: int, offset: int) -> Mes
         return None
     finally:
         consumer.close()
+
+
+def next_offsets(messages: Sequence[Message]) -> list[TopicPartition]:
+    """The offsets to commit after `messages`: the highest per partition, plus one."""
+    highest: dict[tuple[str, int], int] = {}
+    for msg in messages:
+        tp = (msg.topic() or "", msg.partition() or 0)
+        highest[tp] = max(highest.get(tp, -1), msg.offset() or 0)
+    return [
+        TopicPartition(topic, partition, offset + 1)
+        for (topic, partition), offset in highest.items()
+    ]

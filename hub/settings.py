@@ -97,6 +97,21 @@ class Settings(BaseSettings):
     dlq_alert_window_seconds: float = 300.0
     dlq_monitor_interval_seconds: float = 15.0
 
+    # --- Change data capture ------------------------------------------------
+    # The source database. Unset: the local development PostgreSQL that
+    # `hub postgres up` runs on postgres_port (data under postgres_dir).
+    postgres_dsn: str | None = None
+    postgres_port: int = 15432
+    postgres_dir: Path | None = None
+    # Debezium names its topics cdc.<source>.<table>.v1 and the sync streams
+    # follow; the tables it captures; the tenant the database belongs to.
+    cdc_source_name: str = "erp"
+    cdc_tables: str = "students,guardians,invoices"
+    cdc_tenant: str = "greenwood"
+    cdc_slot_name: str = "hub_erp"
+    cdc_connect_port: int = 18083  # Kafka Connect's REST API (status), 127.0.0.1 only
+    sync_mapping_file: Path | None = None
+
     # --- Simulators (local development and tests only) ---------------------
     simulator_host: str = "127.0.0.1"
     simulator_port: int = 8099
@@ -107,6 +122,14 @@ class Settings(BaseSettings):
 
     def tiers_for(self, provider: str) -> list[float]:
         return self.retry_tiers.get(provider, self.retry_tiers.get("default", []))
+
+    @property
+    def tables(self) -> list[str]:
+        return [t.strip() for t in self.cdc_tables.split(",") if t.strip()]
+
+    @property
+    def source_dsn(self) -> str:
+        return self.postgres_dsn or f"postgresql://hub@127.0.0.1:{self.postgres_port}/school_erp"
 
     @property
     def bootstrap_servers(self) -> str:

@@ -13,10 +13,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from connectors.retry_worker import GROUP_ID as RETRY_GROUP
+from hub.cdc_source import streaming
 from hub.local_kafka import port_is_free
 from hub.settings import Settings
 from hub.supervisor import Supervisor, group_ready, http_ready
 from hub.topics import CONNECTOR_PROVIDERS
+from processors.cdc.consumer import GROUP_ID as CDC_GROUP
 
 OnReady = Callable[[str, float], None]
 
@@ -59,7 +61,10 @@ def with_simulators(settings: Settings) -> Settings:
 
 
 def check_ports(settings: Settings, simulators: bool) -> None:
-    ports = [(settings.ingress_port, "HUB_INGRESS_PORT", "the webhook ingress")]
+    ports = [
+        (settings.ingress_port, "HUB_INGRESS_PORT", "the webhook ingress"),
+        (settings.cdc_connect_port, "HUB_CDC_CONNECT_PORT", "the CDC source (Kafka Connect)"),
+    ]
     if simulators:
         ports.append((settings.simulator_port, "HUB_SIMULATOR_PORT", "the provider simulators"))
     for port, variable, what in ports:
@@ -77,10 +82,12 @@ class HubStack:
         log_dir: Path,
         *,
         simulators: bool = True,
+        cdc: bool = True,
         extra_env: dict[str, str] | None = None,
     ) -> None:
         self.settings = settings
         self.simulators = simulators
+        self.cdc = cdc
         env = {**os.environ, **settings_env(settings), **(extra_env or {})}
         self.supervisor = Supervisor(log_dir, env)
 
@@ -117,6 +124,16 @@ class HubStack:
             ("retries", self._hub("retries", "run"), group_ready(s.bootstrap_servers, RETRY_GROUP)),
             ("dlq-monitor", self._hub("dlq", "monitor"), lambda: True),
         ]
+        if self.cdc:
+            # The database must be up (hub postgres up, or HUB_POSTGRES_DSN).
+            plan += [
+                ("cdc-source", self._hub("cdc", "source"), lambda: streaming(s)),
+                (
+                    "cdc-consumer",
+                    self._hub("cdc", "consume"),
+                    group_ready(s.bootstrap_servers, CDC_GROUP),
+                ),
+            ]
         for name, argv, ready in plan:
             self.supervisor.start(name, argv, ready)
         try:

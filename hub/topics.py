@@ -15,13 +15,25 @@ partition count; the catalog gives all of them the same one.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from hub.settings import Settings
 
 DAY_MS = 24 * 3600 * 1000
 
 # Providers with a connector worker. tests/connectors/test_registry.py proves this
 # matches the adapter registry.
-CONNECTOR_PROVIDERS = ("razorpay", "twilio", "sendgrid")
-PROCESSOR_STAGES = ("normalizer", "reconciler", "router")
+CONNECTOR_PROVIDERS = (
+    "razorpay",
+    "twilio",
+    "sendgrid",
+    "gworkspace",
+    "fcm",
+    "mobileapp",
+    "smsgateway",
+)
+PROCESSOR_STAGES = ("normalizer", "reconciler", "router", "cdc")
 
 RAW_WEBHOOKS = "webhooks.raw.v1"
 PAYMENT_EVENTS = "payments.events.v1"
@@ -45,6 +57,19 @@ def commands_topic(provider: str) -> str:
 
 def results_topic(provider: str) -> str:
     return f"connector.{provider}.results.v1"
+
+
+def cdc_topic(source: str, table: str) -> str:
+    """Where Debezium writes a table's change events (its envelope, as JSON)."""
+    return f"cdc.{source}.{table}.v1"
+
+
+def state_topic(source: str, table: str) -> str:
+    return f"sync.{source}.{table}.state.v1"
+
+
+def changes_topic(source: str, table: str) -> str:
+    return f"sync.{source}.{table}.changes.v1"
 
 
 def retry_topic(provider: str, tier: int) -> str:
@@ -77,6 +102,7 @@ class TopicSpec:
     retention_ms: int = 7 * DAY_MS
     cleanup_policy: str = "delete"
     partitions: int | None = None  # None: the catalog's shared partition count
+    encoding: str = "avro"  # or "debezium-json" for Debezium's own topics
     extra_config: dict[str, str] = field(default_factory=dict)
 
     def config(self) -> dict[str, str]:
@@ -231,16 +257,56 @@ def _dead_letter_topics() -> list[TopicSpec]:
     ]
 
 
+def _cdc_topics(source: str, tables: list[str]) -> list[TopicSpec]:
+    specs = []
+    for table in tables:
+        specs += [
+            TopicSpec(
+                cdc_topic(source, table),
+                "Debezium's key: the row's primary key as JSON",
+                "io.debezium.Envelope",
+                f"every change of {source}.{table}, from Debezium",
+                encoding="debezium-json",
+            ),
+            # Compacted: the newest state per row; a delete is a tombstone.
+            TopicSpec(
+                state_topic(source, table),
+                "<tenant>:<row id>",
+                _ns("EntityState"),
+                f"latest state of each {table} row, for data teams",
+                cleanup_policy="compact",
+            ),
+            TopicSpec(
+                changes_topic(source, table),
+                "<tenant>:<row id>",
+                _ns("EntityChange"),
+                f"one record per change of a {table} row: fields, old and new",
+                retention_ms=30 * DAY_MS,
+            ),
+        ]
+    return specs
+
+
 DEFAULT_TIERS: dict[str, list[float]] = {"default": [60.0, 600.0, 3600.0]}
+DEFAULT_CDC = ("erp", ["students", "guardians", "invoices"])
 
 
-def catalog(retry_tiers: dict[str, list[float]] | None = None) -> list[TopicSpec]:
-    """Every topic; tier topics follow the retry tiers configured (HUB_RETRY_TIERS)."""
+def catalog(
+    retry_tiers: dict[str, list[float]] | None = None,
+    cdc: tuple[str, list[str]] = DEFAULT_CDC,
+) -> list[TopicSpec]:
+    """Every topic; tier topics follow the retry tiers configured (HUB_RETRY_TIERS),
+    CDC topics the captured source and tables (HUB_CDC_SOURCE_NAME, HUB_CDC_TABLES)."""
     tiers = retry_tiers or DEFAULT_TIERS
-    specs = _business_topics()
+    specs = _business_topics() + _cdc_topics(*cdc)
     for provider in CONNECTOR_PROVIDERS:
         specs += _connector_topics(provider, tiers.get(provider, tiers.get("default", [])))
     return specs + _dead_letter_topics()
+
+
+def catalog_for(settings: Settings) -> list[TopicSpec]:
+    """The catalog as configured."""
+    return catalog(settings.retry_tiers, (settings.cdc_source_name, settings.tables))
 
 
 def spec(name: str) -> TopicSpec:

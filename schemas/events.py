@@ -554,6 +554,64 @@ class Alert(Event):
         return f"{self.rule}:{self.subject}"
 
 
+# --- change data capture sync streams --------------------------------------
+
+Value = bool | int | float | str | None
+
+
+class CdcSource(_Model):
+    db: str
+    schema_: str = Field(alias="schema")
+    table: str
+    lsn: int | None = None
+    tx_id: int | None = None
+    committed_at: datetime
+    snapshot: bool = False
+
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", populate_by_name=True, serialize_by_alias=True
+    )
+
+
+class EntityState(Event):
+    SCHEMA = "com.integrationhub.EntityState"
+    EVENT_TYPE = "sync.entity.state"
+
+    entity: str
+    entity_id: str
+    attributes: dict[str, Value]
+    source: CdcSource
+
+    def key(self) -> str:
+        return entity_key(self.header.tenant, self.entity_id)
+
+
+class ChangeOp(StrEnum):
+    CREATE = "CREATE"
+    UPDATE = "UPDATE"
+    DELETE = "DELETE"
+
+
+class FieldChange(_Model):
+    field: str
+    old: Value = None
+    new: Value = None
+
+
+class EntityChange(Event):
+    SCHEMA = "com.integrationhub.EntityChange"
+    EVENT_TYPE = "sync.entity.changed"
+
+    entity: str
+    entity_id: str
+    op: ChangeOp
+    changes: list[FieldChange]
+    source: CdcSource
+
+    def key(self) -> str:
+        return entity_key(self.header.tenant, self.entity_id)
+
+
 EVENT_MODELS: dict[str, type[Event]] = {
     m.SCHEMA: m
     for m in (
@@ -569,6 +627,8 @@ EVENT_MODELS: dict[str, type[Event]] = {
         ConnectorCommand,
         ConnectorResult,
         DeadLetter,
+        EntityState,
+        EntityChange,
         DeadLetterState,
         DlqAudit,
         Alert,

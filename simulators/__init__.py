@@ -1,4 +1,7 @@
-"""Local stand-ins for Razorpay, Twilio and SendGrid (local runs and end-to-end tests).
+"""Local stand-ins for the hub's providers (local runs and end-to-end tests).
+
+Razorpay, Twilio, SendGrid, Google's OAuth token endpoint, the Workspace
+Directory API, FCM, the school's mobile app backend and the SMS gateway.
 
 Production talks to the real providers; only their base URLs change.
 """

@@ -11,7 +11,18 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from hub.tenants import TenantDirectory
-from simulators import control, razorpay, sendgrid, twilio
+from simulators import (
+    control,
+    fcm,
+    google_oauth,
+    gworkspace,
+    mobileapp,
+    razorpay,
+    sendgrid,
+    smsgateway,
+    sync_control,
+    twilio,
+)
 from simulators.common import SimContext
 from simulators.razorpay_webhooks import WebhookSender
 from simulators.state import SimState
@@ -47,7 +58,12 @@ def create_app(
             Mount("/razorpay", routes=razorpay.routes(ctx)),
             Mount("/twilio", routes=twilio.routes(ctx)),
             Mount("/sendgrid", routes=sendgrid.routes(ctx)),
-            Mount("/_sim", routes=control.routes(ctx)),
+            Mount("/google", routes=google_oauth.routes(ctx)),
+            Mount("/gworkspace", routes=gworkspace.routes(ctx)),
+            Mount("/fcm", routes=fcm.routes(ctx)),
+            Mount("/mobileapp", routes=mobileapp.routes(ctx)),
+            Mount("/smsgateway", routes=smsgateway.routes(ctx)),
+            Mount("/_sim", routes=control.routes(ctx) + sync_control.routes(ctx)),
         ]
     )
     app.state.sim = ctx

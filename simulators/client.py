@@ -63,7 +63,10 @@ class SimulatorClient:
         return response.status_code == 200 and response.json().get("status") == "ok"
 
     def requests(self, provider: str | None = None, **match: Any) -> list[dict[str, Any]]:
-        """Recorded requests, oldest first; `since_id=N` and body `key=value` filters."""
+        """Recorded requests, oldest first.
+
+        Filters: `since_id=N`, `path=<substring of the path>`, body `key=value`.
+        """
         params = {k: str(v) for k, v in match.items()}
         if provider is not None:
             params["provider"] = provider
@@ -160,4 +163,30 @@ class SimulatorClient:
 
     def webhooks(self) -> list[dict[str, Any]]:
         found = self._json(self._http.get(self._url("/razorpay/webhooks")))["webhooks"]
+        return cast(list[dict[str, Any]], found)
+
+    # --- Google tokens and outbound-sync state ----------------------------
+
+    def expire_google_tokens(self) -> int:
+        """Expire every issued Google access token; how many were still live."""
+        return int(self._json(self._http.post(self._url("/google/expire-tokens")))["expired"])
+
+    def google_tokens(self) -> list[dict[str, Any]]:
+        """Issued access tokens (tenant, service, scopes, subject, expiry; not the token)."""
+        found = self._json(self._http.get(self._url("/google/tokens")))["tokens"]
+        return cast(list[dict[str, Any]], found)
+
+    def directory_users(self) -> list[dict[str, Any]]:
+        """Workspace users the Directory API simulator knows, each with its tenant."""
+        found = self._json(self._http.get(self._url("/gworkspace/users")))["users"]
+        return cast(list[dict[str, Any]], found)
+
+    def app_profiles(self) -> list[dict[str, Any]]:
+        """Student profiles held by the mobile app backend simulator, each with its tenant."""
+        found = self._json(self._http.get(self._url("/mobileapp/profiles")))["profiles"]
+        return cast(list[dict[str, Any]], found)
+
+    def sms_contacts(self) -> list[dict[str, Any]]:
+        """The SMS gateway simulator's contact book, each contact with its tenant."""
+        found = self._json(self._http.get(self._url("/smsgateway/contacts")))["contacts"]
         return cast(list[dict[str, Any]], found)

@@ -30,6 +30,8 @@ PARSE_BODY_LIMIT = 30 * 1024 * 1024
 DEFAULT_TIMEOUT_DELAY = 30.0
 
 FORM_TYPE = "application/x-www-form-urlencoded"
+# Headers that carry credentials: recorded as "***".
+MASKED_HEADERS = ("authorization", "authkey")
 
 
 @dataclass
@@ -59,6 +61,11 @@ class ProviderSpec:
     authenticate: Callable[[SimContext, Headers], Tenant | None]
     # The provider's own error response for an HTTP status (used by faults).
     error_for_status: Callable[[int], Response]
+    # Tenant whose credentials the parsed body carries (e.g. a signed JWT); when set,
+    # it is asked after `authenticate` found no tenant in the headers.
+    authenticate_body: Callable[[SimContext, Any], Tenant | None] | None = None
+    # What to record instead of the parsed body (e.g. with a credential cut out).
+    redact_body: Callable[[Any], Any] | None = None
 
 
 Handler = Callable[[Call], Response]
@@ -78,6 +85,13 @@ def parse_body(raw: bytes, content_type: str) -> Any:
         return json.loads(text)
     except ValueError:
         return text
+
+
+def json_payload(raw: bytes) -> Any:
+    """The JSON value of a body (None when empty); ValueError when it is not JSON."""
+    if not raw.strip():
+        return None
+    return json.loads(raw.decode("utf-8"))
 
 
 def app_root(request: Request) -> str:
@@ -131,12 +145,16 @@ def provider_endpoint(
         raw = await request.body()
         body = parse_body(raw, request.headers.get("content-type", ""))
         tenant = spec.authenticate(ctx, request.headers)
+        if tenant is None and spec.authenticate_body is not None:
+            tenant = spec.authenticate_body(ctx, body)
         recorded_body = body if len(raw) <= RECORD_BODY_LIMIT else f"<{len(raw)} bytes>"
+        if spec.redact_body is not None:
+            recorded_body = spec.redact_body(recorded_body)
         entry = ctx.state.recorder.record(
             provider=spec.name,
             method=request.method,
             path=request.url.path,
-            headers=lowercase_headers(request.headers.items(), masked=("authorization",)),
+            headers=lowercase_headers(request.headers.items(), masked=MASKED_HEADERS),
             body=recorded_body,
             tenant=tenant.id if tenant else None,
         )

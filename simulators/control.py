@@ -17,7 +17,7 @@ from simulators.razorpay import rupees
 from simulators.razorpay_webhooks import OUTCOMES, PayError, PayRequest
 from simulators.state import FAULT_MODES, PROVIDERS, Fault
 
-RESERVED_PARAMS = frozenset({"provider", "since_id"})
+RESERVED_PARAMS = frozenset({"provider", "since_id", "path"})
 FAULT_KEYS = frozenset(
     {"provider", "mode", "status", "times", "retry_after", "delay_seconds", "match"}
 )
@@ -143,7 +143,9 @@ class Control:
         except ValueError:
             return fail(400, "since_id must be an integer")
         match = {k: v for k, v in params.items() if k not in RESERVED_PARAMS}
-        found = self.state.recorder.list(provider, since_id=since_id, match=match)
+        found = self.state.recorder.list(
+            provider, since_id=since_id, match=match, path=params.get("path") or None
+        )
         return JSONResponse({"requests": [r.to_dict() for r in found]})
 
     async def clear_requests(self, request: Request) -> Response:

@@ -13,10 +13,14 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
-Provider = Literal["razorpay", "twilio", "sendgrid"]
-PROVIDERS: tuple[Provider, ...] = ("razorpay", "twilio", "sendgrid")
+from simulators.sync_state import SyncState
+
+Provider = Literal[
+    "razorpay", "twilio", "sendgrid", "google", "gworkspace", "fcm", "mobileapp", "smsgateway"
+]
+PROVIDERS: tuple[Provider, ...] = get_args(Provider)
 
 FaultMode = Literal["status", "timeout", "slow"]
 FAULT_MODES: tuple[FaultMode, ...] = ("status", "timeout", "slow")
@@ -125,7 +129,9 @@ class Recorder:
         *,
         since_id: int = 0,
         match: Mapping[str, Any] | None = None,
+        path: str | None = None,
     ) -> list[RecordedRequest]:
+        """Requests after `since_id`, of `provider`, whose path contains `path`, body `match`."""
         with self._lock:
             items = list(self._items)
         return [
@@ -133,6 +139,7 @@ class Recorder:
             for r in items
             if r.id > since_id
             and (provider is None or r.provider == provider)
+            and (not path or path in r.path)
             and body_matches(r.body, match or {})
         ]
 
@@ -277,6 +284,7 @@ class SimState:
     orders: dict[str, Order] = field(default_factory=dict)
     payments: dict[str, Payment] = field(default_factory=dict)
     webhooks: dict[str, SentWebhook] = field(default_factory=dict)
+    sync: SyncState = field(default_factory=SyncState)
 
     def order_by_receipt(self, key_id: str, receipt: str) -> Order | None:
         return next(
@@ -289,6 +297,7 @@ class SimState:
         self.orders.clear()
         self.payments.clear()
         self.webhooks.clear()
+        self.sync.clear()
 
 
 def lowercase_headers(items: Iterable[tuple[str, str]], *, masked: Iterable[str]) -> dict[str, str]:

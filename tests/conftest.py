@@ -8,6 +8,8 @@ is started by the same code as `hub run`. Tests that stop the broker
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,13 +17,15 @@ from pathlib import Path
 import pytest
 from confluent_kafka.admin import AdminClient
 
+from hub import erp
 from hub.kafka import admin_config
 from hub.local_kafka import BrokerConfig, LocalBroker, free_port
+from hub.local_postgres import LocalPostgres, PostgresConfig
 from hub.settings import Settings
 from hub.stack import HubStack, with_simulators
 from hub.tenants import demo_tenant_config
 from hub.topic_admin import apply_catalog
-from hub.topics import catalog
+from hub.topics import catalog_for
 from simulators.client import SimulatorClient
 
 TENANT = "greenwood"
@@ -48,6 +52,20 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBroker]:
 
 
 @pytest.fixture(scope="session")
+def postgres() -> Iterator[LocalPostgres]:
+    # Not under pytest's tmp dir: the server runs as the postgres user when the
+    # suite runs as root, and /tmp/pytest-of-root is closed to it.
+    root = Path(tempfile.mkdtemp(prefix="hub-test-pg-"))
+    root.chmod(0o755)
+    instance = LocalPostgres(PostgresConfig(root=root, port=free_port()))
+    instance.up()
+    erp.install(erp.engine_for(instance.cfg.dsn))
+    yield instance
+    instance.destroy()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
 def tenants_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("tenants") / "tenants.toml"
     path.write_text(
@@ -60,7 +78,10 @@ def tenants_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def hub_settings(
-    broker: LocalBroker, tenants_file: Path, tmp_path_factory: pytest.TempPathFactory
+    broker: LocalBroker,
+    postgres: LocalPostgres,
+    tenants_file: Path,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Settings:
     settings = Settings(
         home=tmp_path_factory.mktemp("hub-home"),
@@ -77,11 +98,13 @@ def hub_settings(
         dlq_alert_threshold=3,
         dlq_alert_window_seconds=60.0,
         dlq_monitor_interval_seconds=1.0,
+        postgres_dsn=postgres.cfg.dsn,
+        cdc_connect_port=free_port(),
     )
     settings = with_simulators(settings)
     apply_catalog(
         AdminClient(admin_config(settings)),
-        catalog(settings.retry_tiers),
+        catalog_for(settings),
         settings.topic_partitions,
     )
     return settings

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from hub.cli import components_cmd, dlq_cmd, kafka_cmd, publish_cmd, run_cmd, topics_cmd
+from hub.cli import cdc_cmd, components_cmd, dlq_cmd, kafka_cmd, publish_cmd, run_cmd, topics_cmd
 
 app = typer.Typer(
     name="hub",
@@ -20,6 +20,8 @@ app.add_typer(components_cmd.processors, name="processors")
 app.add_typer(components_cmd.connectors, name="connectors")
 app.add_typer(components_cmd.retries, name="retries")
 app.add_typer(dlq_cmd.app, name="dlq")
+app.add_typer(cdc_cmd.postgres, name="postgres")
+app.add_typer(cdc_cmd.cdc, name="cdc")
 app.add_typer(components_cmd.simulators, name="simulators")
 app.command()(publish_cmd.publish)
 app.command()(run_cmd.run)

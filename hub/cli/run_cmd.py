@@ -11,16 +11,20 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 from rich.table import Table
 
+from hub import erp
+from hub.cli.cdc_cmd import local_postgres
 from hub.cli.common import console, fail, local_broker, settings
 from hub.demo import FeePaymentStory, Step, StoryFailedError
+from hub.demo_sync import PhoneSyncStory
 from hub.kafka import admin_config
 from hub.local_kafka import KafkaSetupError
+from hub.local_postgres import LocalPostgres, PostgresSetupError
 from hub.settings import Settings
 from hub.stack import HubStack, PortTakenError, with_simulators
 from hub.supervisor import ServiceFailedError
 from hub.tenants import ensure_demo_tenants, load_tenants
 from hub.topic_admin import apply_catalog
-from hub.topics import catalog
+from hub.topics import catalog_for
 from simulators.client import SimulatorClient
 
 
@@ -56,6 +60,29 @@ def play_story(s: Settings, outcome: str) -> None:
         fail(f"the story stopped: {exc}. Component logs: {s.home / 'logs'}")
 
 
+def play_phone_story(s: Settings) -> None:
+    console.print("\n[bold]The student data sync story[/] (seed 000, use case 3)")
+    story = PhoneSyncStory(s, SimulatorClient(s.simulator_url), _print_step)
+    try:
+        story.play()
+    except (StoryFailedError, TimeoutError) as exc:
+        fail(f"the story stopped: {exc}. Component logs: {s.home / 'logs'}")
+
+
+def _start_postgres(s: Settings) -> LocalPostgres | None:
+    """The local ERP database, unless HUB_POSTGRES_DSN names one; None if it was running."""
+    database = None if s.postgres_dsn else local_postgres(s)
+    started = database is not None and not database.running()
+    began = time.monotonic()
+    if database is not None:
+        database.up()
+    erp.install(erp.engine_for(s.source_dsn))
+    console.print(
+        f"[green]✓[/] PostgreSQL ready at {s.source_dsn} ({time.monotonic() - began:.1f}s)"
+    )
+    return database if started else None
+
+
 def _stop_on_sigterm(_signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
@@ -70,6 +97,7 @@ def run(
     s = with_simulators(base) if simulators else base
     broker = local_broker(s) if s.uses_local_broker else None
     started_broker = False
+    started_postgres: LocalPostgres | None = None
     stack = HubStack(s, s.home / "logs", simulators=simulators)
     try:
         if broker is not None:
@@ -80,21 +108,31 @@ def run(
                 f"[green]✓[/] Kafka ready at {s.bootstrap_servers} "
                 f"({time.monotonic() - began:.1f}s)"
             )
-        topics = catalog(s.retry_tiers)
+        topics = catalog_for(s)
         apply_catalog(AdminClient(admin_config(s)), topics, s.topic_partitions)
         console.print(f"[green]✓[/] {len(topics)} topics applied")
+        started_postgres = _start_postgres(s)
         stack.start(
             on_ready=lambda name, took: console.print(f"[green]✓[/] {name} ready ({took:.1f}s)")
         )
         if story:
             play_story(s, "captured")
+            play_phone_story(s)
         _serve(s, stack)
-    except (KafkaSetupError, PortTakenError, ServiceFailedError, KafkaException) as exc:
+    except (
+        KafkaSetupError,
+        PortTakenError,
+        ServiceFailedError,
+        KafkaException,
+        PostgresSetupError,
+    ) as exc:
         fail(str(exc))
     except KeyboardInterrupt:
         console.print("\nstopping…")
     finally:
         stack.stop()
+        if started_postgres is not None:
+            started_postgres.down()
         if broker is not None and started_broker:
             broker.down()
         console.print("stopped: every process this run started has exited")
@@ -104,6 +142,7 @@ def _serve(s: Settings, stack: HubStack) -> None:
     table = Table("what", "where", show_header=False, box=None)
     table.add_row("webhooks", f"POST {s.ingress_url}/webhooks/razorpay/<tenant>")
     table.add_row("simulators", f"{s.simulator_url}/_sim/requests")
+    table.add_row("database", f"{s.source_dsn} (change a student: the sync follows)")
     table.add_row("logs", str(s.home / "logs"))
     console.print("\n[bold]The hub is running.[/] Ctrl-C stops everything it started.")
     console.print(table)
@@ -115,8 +154,15 @@ def _serve(s: Settings, stack: HubStack) -> None:
             )
 
 
-def demo(outcome: str = typer.Option("captured", help="captured or failed.")) -> None:
-    """Play the fee-payment story against a hub that is already running (`hub run`)."""
+def demo(
+    outcome: str = typer.Option("captured", help="Fee story: captured or failed."),
+    phone: bool = typer.Option(False, "--phone", help="Play the student phone sync story instead."),
+) -> None:
+    """Play a seed story against a hub that is already running (`hub run`)."""
+    s = with_simulators(_with_tenants(settings()))
+    if phone:
+        play_phone_story(s)
+        return
     if outcome not in ("captured", "failed"):
         fail("--outcome must be captured or failed")
-    play_story(with_simulators(_with_tenants(settings())), outcome)
+    play_story(s, outcome)

@@ -10,7 +10,7 @@ from rich.table import Table
 from hub.cli.common import console, fail, settings
 from hub.kafka import admin_config
 from hub.topic_admin import Action, apply_catalog
-from hub.topics import DAY_MS, catalog
+from hub.topics import DAY_MS, catalog_for
 
 app = typer.Typer(help="Create and inspect the hub's topics.", no_args_is_help=True)
 
@@ -24,7 +24,7 @@ def list_() -> None:
     """Show the catalog: every topic, its key, schema and retention."""
     s = settings()
     table = Table("topic", "key", "value schema", "partitions", "retention", "cleanup")
-    for spec in catalog(s.retry_tiers):
+    for spec in catalog_for(s):
         table.add_row(
             spec.name,
             spec.key,
@@ -41,9 +41,7 @@ def apply() -> None:
     """Create missing topics and fix drifted configs. Safe to run any number of times."""
     s = settings()
     try:
-        plans = apply_catalog(
-            AdminClient(admin_config(s)), catalog(s.retry_tiers), s.topic_partitions
-        )
+        plans = apply_catalog(AdminClient(admin_config(s)), catalog_for(s), s.topic_partitions)
     except KafkaException as exc:
         fail(
             f"cannot apply topics to {s.bootstrap_servers}: {exc}. "

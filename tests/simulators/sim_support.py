@@ -1,16 +1,26 @@
-"""Helpers shared by the simulator tests (auth headers, a fake webhook receiver)."""
+"""Helpers shared by the simulator tests (auth headers, signed JWTs, a fake webhook receiver)."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import hmac
+import json
+import time
 import tomllib
 from typing import Any
 
 import httpx
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from hub.tenants import Tenant, TenantDirectory, demo_tenant_config, parse_tenants
+from hub.tenants import (
+    GoogleServiceAccount,
+    Tenant,
+    TenantDirectory,
+    demo_tenant_config,
+    parse_tenants,
+)
 
 WEBHOOK_TEMPLATE = "http://ingress.test/webhooks/razorpay/{tenant}"
 
@@ -88,3 +98,100 @@ class Receiver:
 
     def transport(self) -> httpx.MockTransport:
         return httpx.MockTransport(self.handle)
+
+
+# --- Google service accounts, the mobile app backend, the SMS gateway ------------
+
+TOKEN_URL = "http://sim/google/oauth2/token"
+JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+DIRECTORY_SCOPE = "https://www.googleapis.com/auth/admin.directory.user"
+FCM_SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def google_claims(
+    account: GoogleServiceAccount, scope: str, /, *, now: float | None = None, **overrides: Any
+) -> dict[str, Any]:
+    """Service-account claims as Google wants them; `overrides` replace or add (None drops)."""
+    iat = int(time.time() if now is None else now)
+    claims: dict[str, Any] = {
+        "iss": account.client_email,
+        "scope": scope,
+        "aud": TOKEN_URL,
+        "iat": iat,
+        "exp": iat + 3600,
+    }
+    claims.update(overrides)
+    return {k: v for k, v in claims.items() if v is not None}
+
+
+def sign_jwt(
+    claims: dict[str, Any], pem: str, *, kid: str | None = None, alg: str = "RS256"
+) -> str:
+    """A compact RS256 JWT signed with `pem` (`alg` only changes the header)."""
+    header: dict[str, Any] = {"alg": alg, "typ": "JWT"}
+    if kid is not None:
+        header["kid"] = kid
+    key = serialization.load_pem_private_key(pem.encode(), password=None)
+    assert isinstance(key, rsa.RSAPrivateKey)
+    signing_input = ".".join(
+        b64url(json.dumps(part, separators=(",", ":")).encode()) for part in (header, claims)
+    )
+    signature = key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
+    return f"{signing_input}.{b64url(signature)}"
+
+
+def account_jwt(account: GoogleServiceAccount, claims: dict[str, Any]) -> str:
+    return sign_jwt(claims, account.private_key.get_secret_value(), kid=account.private_key_id)
+
+
+async def token_response(
+    client: httpx.AsyncClient, assertion: str, grant_type: str = JWT_BEARER
+) -> httpx.Response:
+    data = {"grant_type": grant_type, "assertion": assertion}
+    return await client.post("/google/oauth2/token", data=data)
+
+
+async def google_token(
+    client: httpx.AsyncClient, account: GoogleServiceAccount, scope: str, **claims: Any
+) -> str:
+    """A real access token from the simulated token endpoint."""
+    response = await token_response(
+        client, account_jwt(account, google_claims(account, scope, **claims))
+    )
+    assert response.status_code == 200, response.text
+    return str(response.json()["access_token"])
+
+
+async def directory_token(
+    client: httpx.AsyncClient, t: Tenant, scope: str = DIRECTORY_SCOPE
+) -> str:
+    assert t.gworkspace is not None
+    return await google_token(client, t.gworkspace, scope, sub=t.gworkspace.admin_email)
+
+
+async def fcm_token(client: httpx.AsyncClient, t: Tenant, scope: str = FCM_SCOPE) -> str:
+    assert t.fcm is not None
+    return await google_token(client, t.fcm, scope)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def mobileapp_auth(t: Tenant) -> dict[str, str]:
+    assert t.mobileapp is not None
+    return bearer(t.mobileapp.api_key.get_secret_value())
+
+
+def smsgateway_auth(t: Tenant) -> dict[str, str]:
+    assert t.smsgateway is not None
+    return {"authkey": t.smsgateway.api_key.get_secret_value()}
+
+
+def school_domain(t: Tenant) -> str:
+    assert t.gworkspace is not None
+    return t.gworkspace.admin_email.partition("@")[2]

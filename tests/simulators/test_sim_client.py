@@ -12,7 +12,19 @@ from contextlib import contextmanager
 import httpx
 import pytest
 import uvicorn
-from sim_support import WEBHOOK_TEMPLATE, Receiver, rzp_auth, twilio_auth, twilio_path
+from sim_support import (
+    DIRECTORY_SCOPE,
+    JWT_BEARER,
+    WEBHOOK_TEMPLATE,
+    Receiver,
+    account_jwt,
+    bearer,
+    google_claims,
+    rzp_auth,
+    school_domain,
+    twilio_auth,
+    twilio_path,
+)
 from starlette.applications import Starlette
 
 from hub.settings import Settings
@@ -195,3 +207,32 @@ def test_build_server_serves_the_configured_tenants(tenants: TenantDirectory, t1
         new_order(url, t1)
         [recorded] = sim.requests("razorpay")
         assert recorded["tenant"] == "t1"
+
+
+def test_expire_google_tokens_and_sync_state(
+    sim: SimulatorClient, sim_url: str, t1: Tenant
+) -> None:
+    account = t1.gworkspace
+    assert account is not None
+    # The audience is the token URL as the caller knows it: the real server's address.
+    claims = google_claims(
+        account, DIRECTORY_SCOPE, aud=f"{sim_url}/google/oauth2/token", sub=account.admin_email
+    )
+    grant = {"grant_type": JWT_BEARER, "assertion": account_jwt(account, claims)}
+    token = httpx.post(f"{sim_url}/google/oauth2/token", data=grant).json()["access_token"]
+    user_url = f"{sim_url}/gworkspace/admin/directory/v1/users/asha@{school_domain(t1)}"
+    assert httpx.patch(user_url, json={}, headers=bearer(token)).status_code == 200
+    assert [t["expired"] for t in sim.google_tokens()] == [False]
+    assert sim.expire_google_tokens() == 1
+    assert sim.expire_google_tokens() == 0
+    assert httpx.patch(user_url, json={}, headers=bearer(token)).status_code == 401
+    assert [t["expired"] for t in sim.google_tokens()] == [True]
+    assert [u["primaryEmail"] for u in sim.directory_users()] == [f"asha@{school_domain(t1)}"]
+    assert sim.app_profiles() == sim.sms_contacts() == []
+    assert [r["response_status"] for r in sim.requests("gworkspace", path="/users/asha@")] == [
+        200,
+        401,
+    ]
+    assert sim.requests("gworkspace", path="/users/ravi@") == []
+    sim.reset()
+    assert sim.google_tokens() == sim.directory_users() == []

@@ -6,6 +6,8 @@ from schemas.codec import SingleObjectCodec
 from schemas.events import (
     EVENT_MODELS,
     Alert,
+    CdcSource,
+    ChangeOp,
     Channel,
     ConnectorCommand,
     ConnectorResult,
@@ -17,7 +19,10 @@ from schemas.events import (
     DlqAction,
     DlqActionPhase,
     DlqAudit,
+    EntityChange,
+    EntityState,
     EventHeader,
+    FieldChange,
     Invoice,
     InvoiceStatus,
     InvoiceStatusChanged,
@@ -213,6 +218,39 @@ EXAMPLES += [
         threshold=10,
         window_seconds=300,
         message="12 new dead letters in 5 min",
+    ),
+]
+
+
+_SOURCE = CdcSource(
+    db="school_erp",
+    schema="public",
+    table="students",
+    lsn=26409816,
+    tx_id=729,
+    committed_at=utcnow(),
+)
+EXAMPLES += [
+    EntityState(
+        header=header(),
+        entity="students",
+        entity_id="12345",
+        attributes={
+            "phone": "+919999999999",
+            "grade": 10,
+            "fee": 1.5,
+            "active": True,
+            "notes": None,
+        },
+        source=_SOURCE,
+    ),
+    EntityChange(
+        header=header(),
+        entity="students",
+        entity_id="12345",
+        op=ChangeOp.UPDATE,
+        changes=[FieldChange(field="phone", old="+919876543210", new="+919999999999")],
+        source=_SOURCE,
     ),
 ]
 

@@ -1,0 +1,89 @@
+"""Firebase Cloud Messaging HTTP v1: POST /v1/projects/{project_id}/messages:send.
+
+Authenticated as a service account (scope `firebase.messaging`, no `sub`).
+Push messages go to a topic the parent app subscribes to. FCM has no
+idempotency key, so the connector's ledger is what keeps a redelivered command
+from notifying twice.
+
+FCM's errors are Google's shape plus an FCM code in `details[].errorCode`
+(UNREGISTERED, INVALID_ARGUMENT, QUOTA_EXCEEDED, UNAVAILABLE, ...). Whether to
+retry follows the HTTP status (QUOTA_EXCEEDED comes as 429 with Retry-After,
+UNAVAILABLE as 503); the code is kept for the result.
+"""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import quote
+
+import httpx
+
+from connectors.base import (
+    Category,
+    Delivered,
+    MissingCredentialsError,
+    Outcome,
+    classify_failure,
+    json_or_empty,
+)
+from connectors.google_auth import Clock, ServiceAccountAuths
+from hub.settings import Settings
+from hub.tenants import FcmAccount, Tenant
+from schemas.events import ConnectorCommand, SendPush
+
+SCOPES = ("https://www.googleapis.com/auth/firebase.messaging",)
+
+
+class Fcm:
+    name = "fcm"
+    category: Category = "push"
+    payload_type = SendPush
+
+    def __init__(self, clock: Clock = time.time) -> None:
+        self._auths = ServiceAccountAuths(SCOPES, clock)
+
+    def build_request(
+        self, command: ConnectorCommand, payload: SendPush, tenant: Tenant, base_url: str
+    ) -> httpx.Request:
+        account = self._account(tenant)
+        body = {
+            "message": {
+                "topic": payload.topic,
+                "notification": {"title": payload.title, "body": payload.body},
+                "data": dict(payload.data),
+            }
+        }
+        project = quote(account.project_id, safe="")
+        return httpx.Request(
+            "POST", f"{base_url.rstrip('/')}/v1/projects/{project}/messages:send", json=body
+        )
+
+    def auth(self, tenant: Tenant, settings: Settings) -> httpx.Auth | None:
+        return self._auths.get(tenant.id, self._account(tenant), settings.google_token_url)
+
+    def classify(self, response: httpx.Response) -> Outcome:
+        body = json_or_empty(response)
+        if response.status_code == 200 and isinstance(body.get("name"), str):
+            name = str(body["name"])
+            return Delivered(name, 200, {"message_name": name})
+        raw_error = body.get("error")
+        error: dict[str, object] = raw_error if isinstance(raw_error, dict) else {}
+        details = error.get("details")
+        fcm_code = next(
+            (
+                str(d["errorCode"])
+                for d in (details if isinstance(details, list) else [])
+                if isinstance(d, dict) and d.get("errorCode")
+            ),
+            None,
+        )
+        message = str(error.get("message") or response.reason_phrase or "error")
+        return classify_failure(
+            response, message, fcm_code or str(error.get("status") or "") or None
+        )
+
+    @staticmethod
+    def _account(tenant: Tenant) -> FcmAccount:
+        if tenant.fcm is None:
+            raise MissingCredentialsError(f"tenant {tenant.id!r} has no Firebase (FCM) account")
+        return tenant.fcm

@@ -1,0 +1,74 @@
+"""The school's own mobile app backend: PUT /api/v1/students/{student_id}/profile.
+
+A bearer API key per tenant. PUT replaces the profile, so a retry is harmless;
+the command's key still travels as `Idempotency-Key` so the backend can dedupe
+and log retries. Errors are `{"error": "<code>", "message": "..."}`.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote, unquote
+
+import httpx
+
+from connectors.base import (
+    Category,
+    Delivered,
+    MissingCredentialsError,
+    Outcome,
+    classify_failure,
+    json_or_empty,
+)
+from hub.settings import Settings
+from hub.tenants import Tenant
+from schemas.events import ConnectorCommand, UpdateAppProfile
+
+
+class MobileApp:
+    name = "mobileapp"
+    category: Category = "profile"
+    payload_type = UpdateAppProfile
+
+    def build_request(
+        self, command: ConnectorCommand, payload: UpdateAppProfile, tenant: Tenant, base_url: str
+    ) -> httpx.Request:
+        account = tenant.mobileapp
+        if account is None:
+            raise MissingCredentialsError(f"tenant {tenant.id!r} has no mobile app API key")
+        student = quote(payload.student_id, safe="")
+        headers = {
+            "Authorization": f"Bearer {account.api_key.get_secret_value()}",
+            "Idempotency-Key": command.idempotency_key,
+        }
+        return httpx.Request(
+            "PUT",
+            f"{base_url.rstrip('/')}/api/v1/students/{student}/profile",
+            json=dict(payload.profile),
+            headers=headers,
+        )
+
+    def auth(self, tenant: Tenant, settings: Settings) -> httpx.Auth | None:
+        return None  # credentials travel in build_request's headers
+
+    def classify(self, response: httpx.Response) -> Outcome:
+        body = json_or_empty(response)
+        if response.status_code in (200, 201, 204):  # what a PUT may answer (RFC 9110)
+            student_id = body.get("student_id") or _student_of(response)
+            return Delivered(
+                str(student_id) if student_id else None,
+                response.status_code,
+                {"updated_at": str(body.get("updated_at") or "")},
+            )
+        code = body.get("error")
+        message = str(body.get("message") or response.reason_phrase or "error")
+        return classify_failure(response, message, str(code) if code else None)
+
+
+def _student_of(response: httpx.Response) -> str | None:
+    """The student id from the request's path (/api/v1/students/{id}/profile)."""
+    try:
+        path = response.request.url.raw_path.decode("ascii").partition("?")[0]
+    except RuntimeError:  # a response without its request
+        return None
+    parts = path.rstrip("/").split("/")  # split before unquoting: an id may hold a "/"
+    return unquote(parts[-2]) if len(parts) >= 2 and parts[-1] == "profile" else None

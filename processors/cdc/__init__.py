@@ -1,0 +1,1 @@
+"""The CDC consumer: Debezium change events -> sync streams and outbound sync commands."""
