@@ -21,7 +21,13 @@ from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartit
 
 from connectors.tiers import due_at, original_topic
 from hub.dead_letters import Failure, build_dead_letter, source_of, worker_id
-from hub.kafka import as_header_list, consumer_config, event_headers, producer_config
+from hub.kafka import (
+    as_header_list,
+    consume_batch,
+    consumer_config,
+    event_headers,
+    producer_config,
+)
 from hub.logging import configure_logging
 from hub.settings import Settings
 from hub.topics import CONNECTOR_PROVIDERS, connector_stage, dlq_topic, retry_topic
@@ -93,7 +99,7 @@ class RetryWorker:
         due = self.gate.release_due(now)
         if due:
             self.consumer.resume([TopicPartition(t, p) for t, p in due])
-        messages = self.consumer.consume(500, self.gate.wait_seconds(now))
+        messages = consume_batch(self.consumer, 500, self.gate.wait_seconds(now))
         commits: dict[TP, int] = {}
         sends: list[Message] = []
         now = int(time.time() * 1000)

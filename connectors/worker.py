@@ -27,7 +27,14 @@ from connectors.registry import adapter
 from connectors.restore import restore_results
 from connectors.retry import RetryPolicy
 from hub.dead_letters import Failure, build_dead_letter, source_of, worker_id
-from hub.kafka import Record, consumer_config, event_record, next_offsets, producer_config
+from hub.kafka import (
+    Record,
+    consume_batch,
+    consumer_config,
+    event_record,
+    next_offsets,
+    producer_config,
+)
 from hub.settings import Settings
 from hub.tenants import TenantDirectory
 from hub.topics import commands_topic, connector_stage, dlq_topic, results_topic
@@ -98,7 +105,9 @@ class ConnectorWorker:
     async def _cycle(
         self, consumer: Consumer, producer: Producer, executor: CommandExecutor
     ) -> None:
-        batch = await asyncio.to_thread(consumer.consume, self.settings.connector_batch_size, 0.5)
+        batch = await asyncio.to_thread(
+            consume_batch, consumer, self.settings.connector_batch_size, 0.5
+        )
         messages = [m for m in batch if not _log_error(m)]
         if not messages:
             return

@@ -76,6 +76,8 @@ def connector_properties(settings: Settings) -> str:
             "snapshot.mode": "initial",
             # Keeps the slot's LSN moving when the captured tables are quiet.
             "heartbeat.interval.ms": 10_000,
+            # How long Debezium waits to fill a batch of changes (default 500 ms).
+            "poll.interval.ms": 50,
             "decimal.handling.mode": "string",
             "tombstones.on.delete": "true",
             "topic.creation.default.replication.factor": 1,

@@ -246,7 +246,7 @@ def read_to_end(
         consumer.assign(start)
         deadline = time.monotonic() + timeout
         while remaining and time.monotonic() < deadline:
-            for msg in consumer.consume(1000, 0.5):
+            for msg in consume_batch(consumer, 1000, 0.5):
                 error = msg.error()
                 if error is not None:
                     if error.code() == KafkaError._PARTITION_EOF:
@@ -297,3 +297,17 @@ def next_offsets(messages: Sequence[Message]) -> list[TopicPartition]:
         TopicPartition(topic, partition, offset + 1)
         for (topic, partition), offset in highest.items()
     ]
+
+
+def consume_batch(consumer: Consumer, max_messages: int, timeout: float) -> list[Message]:
+    """Up to `max_messages`, as soon as one is there.
+
+    librdkafka's consume(n, timeout) waits until n messages arrived or the
+    timeout passed, so on a quiet stream every record would sit out the whole
+    timeout. Block for the first message only; then take what is already
+    fetched without waiting.
+    """
+    first = consumer.poll(timeout)
+    if first is None:
+        return []
+    return [first, *consumer.consume(max_messages - 1, 0)] if max_messages > 1 else [first]

@@ -15,6 +15,7 @@ from typing import TypeVar
 
 from confluent_kafka import Consumer, TopicPartition
 
+from hub.kafka import consume_batch
 from hub.settings import Settings
 from schemas.codec import Codec, DecodeError, make_codec
 from schemas.events import Event, decode_event
@@ -52,7 +53,7 @@ class TopicWatcher:
         self._consumer.assign(starts)
 
     def poll(self, timeout: float = 0.2) -> None:
-        for msg in self._consumer.consume(500, timeout):
+        for msg in consume_batch(self._consumer, 500, timeout):
             if msg.error():
                 continue
             topic = msg.topic() or ""

@@ -59,6 +59,18 @@ def results_topic(provider: str) -> str:
     return f"connector.{provider}.results.v1"
 
 
+# The processors' faust app and its tables: their changelog topics are in the
+# catalog so they exist before faust starts (faust creating them itself races
+# its own metadata refresh on a busy broker, and a table without its
+# changelog fails every record).
+PROCESSORS_APP = "hub-processors"
+PROCESSOR_TABLES = ("seen-webhooks", "invoices", "order-links", "parked-payments")
+
+
+def changelog_topic(table: str) -> str:
+    return f"{PROCESSORS_APP}-{table}-changelog"
+
+
 def cdc_topic(source: str, table: str) -> str:
     """Where Debezium writes a table's change events (its envelope, as JSON)."""
     return f"cdc.{source}.{table}.v1"
@@ -257,6 +269,20 @@ def _dead_letter_topics() -> list[TopicSpec]:
     ]
 
 
+def _changelog_topics() -> list[TopicSpec]:
+    return [
+        TopicSpec(
+            changelog_topic(table),
+            "the table's key",
+            "faust-json",
+            f"changelog of the processors' {table} table",
+            cleanup_policy="compact",
+            encoding="faust-json",
+        )
+        for table in PROCESSOR_TABLES
+    ]
+
+
 def _cdc_topics(source: str, tables: list[str]) -> list[TopicSpec]:
     specs = []
     for table in tables:
@@ -298,7 +324,7 @@ def catalog(
     """Every topic; tier topics follow the retry tiers configured (HUB_RETRY_TIERS),
     CDC topics the captured source and tables (HUB_CDC_SOURCE_NAME, HUB_CDC_TABLES)."""
     tiers = retry_tiers or DEFAULT_TIERS
-    specs = _business_topics() + _cdc_topics(*cdc)
+    specs = _business_topics() + _changelog_topics() + _cdc_topics(*cdc)
     for provider in CONNECTOR_PROVIDERS:
         specs += _connector_topics(provider, tiers.get(provider, tiers.get("default", [])))
     return specs + _dead_letter_topics()

@@ -14,11 +14,12 @@ import faust
 from hub.logging import configure_logging
 from hub.settings import Settings
 from hub.tenants import TenantDirectory, load_tenants
+from hub.topics import PROCESSORS_APP
 from processors import normalizer, reconciler, router
 from processors.stage import Stage
 from schemas.codec import Codec, make_codec
 
-APP_ID = "hub-processors"
+APP_ID = PROCESSORS_APP
 
 
 def broker_urls(bootstrap_servers: str) -> list[str]:
@@ -41,6 +42,8 @@ def build_app(
         producer_acks=-1,
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=1.0,
+        # No leader election: every timer sweeps its own worker's partitions.
+        topic_disable_leader=True,
         key_serializer="raw",
         value_serializer="raw",
     )

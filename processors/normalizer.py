@@ -15,13 +15,15 @@ import faust
 import structlog
 
 from hub.settings import Settings
-from hub.topics import PAYMENT_EVENTS, RAW_WEBHOOKS
+from hub.topics import PAYMENT_EVENTS, PROCESSOR_TABLES, RAW_WEBHOOKS
 from processors.emit import Emit
 from processors.normalize import expired, is_duplicate, normalize
 from processors.stage import Stage
 from schemas.events import RawWebhook, decode_as
 
 log = structlog.get_logger("processors.normalizer")
+
+SEEN_WEBHOOKS = PROCESSOR_TABLES[0]
 
 
 def register(app: faust.App, stage: Stage, settings: Settings) -> None:
@@ -30,7 +32,7 @@ def register(app: faust.App, stage: Stage, settings: Settings) -> None:
     # changelog partition is the same either way, and the sweep below may
     # delete outside of stream iteration.
     seen = app.Table(
-        "seen-webhooks", default=None, partitions=settings.topic_partitions, use_partitioner=True
+        SEEN_WEBHOOKS, default=None, partitions=settings.topic_partitions, use_partitioner=True
     )
 
     async def handle(value: bytes | None) -> list[Emit]:

@@ -29,6 +29,7 @@ from hub.topics import (
     PAYMENT_MATCHES,
     PAYMENT_ORDERS,
     PAYMENT_REQUESTS,
+    PROCESSOR_TABLES,
     results_topic,
 )
 from processors import fees
@@ -60,9 +61,10 @@ def register(app: faust.App, stage: Stage, settings: Settings, tenants: TenantDi
     parked_grace_seconds = settings.unmatched_payment_grace_hours * 3600
     ctx = fees.FeeContext(tenants, settings.payment_url_template, settings.receipt_url_template)
     partitions = settings.topic_partitions
-    invoices = app.Table("invoices", default=None, partitions=partitions, use_partitioner=True)
-    links = app.Table("order-links", default=None, partitions=partitions, use_partitioner=True)
-    parked = app.Table("parked-payments", default=None, partitions=partitions, use_partitioner=True)
+    _, invoices_name, links_name, parked_name = PROCESSOR_TABLES
+    invoices = app.Table(invoices_name, default=None, partitions=partitions, use_partitioner=True)
+    links = app.Table(links_name, default=None, partitions=partitions, use_partitioner=True)
+    parked = app.Table(parked_name, default=None, partitions=partitions, use_partitioner=True)
 
     async def on_result(value: bytes | None) -> list[Emit]:
         return fees.order_results(decode_as(stage.codec, value, ConnectorResult), ctx)

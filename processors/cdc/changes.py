@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from processors.cdc.envelope import UNAVAILABLE, Envelope
@@ -22,10 +24,19 @@ OP = {"c": ChangeOp.CREATE, "u": ChangeOp.UPDATE, "d": ChangeOp.DELETE}
 
 
 def as_value(value: Any) -> Value:
-    """A column value as a sync-stream value (JSON objects and arrays become JSON text)."""
+    """A column value as a sync-stream value.
+
+    Avro envelopes bring NUMERIC as Decimal (kept exact, as text) and bytea as
+    bytes (base64, as Debezium's JSON does); JSON objects and arrays become
+    JSON text.
+    """
     if value is None or isinstance(value, bool | int | float | str):
         return value
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, bytes | bytearray):
+        return base64.b64encode(value).decode()
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
 
 
 def diff(before: dict[str, Any] | None, after: dict[str, Any] | None) -> list[FieldChange]:
@@ -84,7 +95,8 @@ def sync_records(envelope: Envelope, tenant: str, entity_id: str) -> SyncRecords
     source = source_of(envelope)
     header = EventHeader.new(EntityState.EVENT_TYPE, tenant, source=SOURCE)
     state = None
-    row: dict[str, Any] = {}
+    # What a target renders: the row after the change, or the deleted row.
+    row: dict[str, Any] = dict(envelope.before or {})
     if envelope.op != "d":
         row = full_row(envelope)
         state = EntityState(
@@ -100,7 +112,9 @@ def sync_records(envelope: Envelope, tenant: str, entity_id: str) -> SyncRecords
     if not changes:
         return SyncRecords(state, None, frozenset(), row)
     change = EntityChange(
-        header=header.model_copy(update={"event_type": EntityChange.EVENT_TYPE}),
+        header=EventHeader.new(
+            EntityChange.EVENT_TYPE, tenant, source=SOURCE, correlation_id=header.correlation_id
+        ),
         entity=entity,
         entity_id=entity_id,
         op=OP[envelope.op],

@@ -23,7 +23,14 @@ import structlog
 from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
 
 from hub.dead_letters import Failure, build_dead_letter, source_of, worker_id
-from hub.kafka import Record, consumer_config, event_record, next_offsets, producer_config
+from hub.kafka import (
+    Record,
+    consume_batch,
+    consumer_config,
+    event_record,
+    next_offsets,
+    producer_config,
+)
 from hub.logging import configure_logging
 from hub.settings import Settings
 from hub.topics import cdc_topic, changes_topic, commands_topic, dlq_topic, state_topic
@@ -160,7 +167,7 @@ class CdcConsumer:
         )
         try:
             while not stop.is_set():
-                messages = [m for m in self.consumer.consume(500, 0.5) if not m.error()]
+                messages = [m for m in consume_batch(self.consumer, 500, 0.5) if not m.error()]
                 if messages:
                     self._transact(messages)
         finally:

@@ -79,7 +79,9 @@ def test_provider_down_goes_through_the_tiers_to_a_dead_letter_and_replays_once_
             for t, e in watch.events
             if t.startswith("connector.twilio.retry-") and getattr(e, "idempotency_key", "") == key
         ]
-        failed = watch.find(ConnectorResult, lambda r: r.idempotency_key == key)
+        # The result and the dead letter are written together but to different
+        # topics: wait for the result rather than assume it was read first.
+        failed = watch.wait_for(ConnectorResult, lambda r: r.idempotency_key == key)
 
         # Each round is the seed's 5 in-process attempts; then tier 1, tier 2, dead letter.
         assert [t for t, _ in tiered] == [retry_topic("twilio", 1), retry_topic("twilio", 2)]
@@ -95,6 +97,8 @@ def test_provider_down_goes_through_the_tiers_to_a_dead_letter_and_replays_once_
         assert spent >= 3.0, "tier delays of 1 s and 2 s were honoured"
         command = decode_as(SingleObjectCodec(), letter.original_value, ConnectorCommand)
         assert command.idempotency_key == key  # the original record, untouched
+        watch.settle(0.5)
+        failed = watch.find(ConnectorResult, lambda r: r.idempotency_key == key)
         assert [r.status for r in failed] == [ResultStatus.FAILED]
 
         # The provider recovers; an operator replays the dead letter.
