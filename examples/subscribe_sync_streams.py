@@ -30,12 +30,14 @@ def main() -> None:
     settings = Settings()
     codec = make_codec(settings.schema_registry_url)
     source = settings.cdc_source_name
-    consumer = Consumer({
-        "bootstrap.servers": settings.bootstrap_servers,
-        "group.id": f"example-data-team-{uuid.uuid4().hex[:6]}",  # use a stable id in real life
-        "auto.offset.reset": "earliest",
-        "isolation.level": "read_committed",  # the CDC consumer writes in transactions
-    })
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.bootstrap_servers,
+            "group.id": f"example-data-team-{uuid.uuid4().hex[:6]}",  # use a stable id in real life
+            "auto.offset.reset": "earliest",
+            "isolation.level": "read_committed",  # the CDC consumer writes in transactions
+        }
+    )
     consumer.subscribe([state_topic(source, args.entity), changes_topic(source, args.entity)])
     try:
         while True:

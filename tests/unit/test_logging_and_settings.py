@@ -8,7 +8,14 @@ import structlog
 from hub.logging import MASK, configure_logging, mask_secrets
 from hub.settings import Settings
 from hub.stack import settings_env, with_simulators
-from hub.tenants import TenantConfigError, demo_tenant_config, parse_tenants
+from hub.tenants import (
+    DEMO_MARKER,
+    TenantConfigError,
+    demo_tenant_config,
+    ensure_demo_tenants,
+    load_tenants,
+    parse_tenants,
+)
 
 
 def test_secrets_are_masked_at_any_depth():
@@ -76,3 +83,17 @@ def test_kafka_bootstrap_servers_env_selects_an_external_cluster(monkeypatch: py
 def test_invalid_tenant_config_is_a_clear_error():
     with pytest.raises(TenantConfigError, match="invalid tenant config"):
         parse_tenants({"tenants": {"t": {"razorpay": {"key_id": "only"}}}})
+
+
+def test_demo_tenants_are_generated_once_and_rewritten_when_outdated(tmp_path):
+    path = tmp_path / "tenants.toml"
+    ensure_demo_tenants(path)
+    first = path.read_text()
+    assert first.startswith(DEMO_MARKER)
+    assert ensure_demo_tenants(path).read_text() == first, "kept: same secrets next time"
+    # A file from before the demo tenants had Google accounts (and before the marker).
+    path.write_text(first.split("\n", 1)[1].split("[tenants.greenwood.gworkspace]")[0])
+    rewritten = ensure_demo_tenants(path).read_text()
+    assert rewritten.startswith(DEMO_MARKER)
+    tenant = load_tenants(Settings(tenants_file=path)).get("greenwood")
+    assert tenant is not None and tenant.gworkspace and tenant.fcm
