@@ -257,3 +257,40 @@ def test_a_target_answering_503_does_not_delay_the_others(
     sim.clear_faults()
     assert letter.retryable and letter.provider == "mobileapp"
     assert all(r["response_status"] == 503 for r in calls_for(sim, student, new)["mobileapp"])
+
+
+def test_the_source_resumes_after_a_crash_without_losing_or_repeating_a_change(
+    hub_settings: Settings, stack: HubStack, sim: SimulatorClient
+) -> None:
+    student = new_student(hub_settings)
+    wait_calls(sim, student, student["phone"])
+    engine = erp.engine_for(hub_settings.source_dsn)
+    before_crash, while_down = unique_phone(), unique_phone()
+    source = stack.supervisor.services["cdc-source"]
+    restarts = source.restarts
+    erp.update_student(engine, student["id"], phone=before_crash)
+    assert source.proc is not None
+    source.proc.kill()  # its newest offsets were likely not flushed yet: Debezium will resend
+    erp.update_student(engine, student["id"], phone=while_down)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and not calls_for(sim, student, while_down)["smsgateway"]:
+        time.sleep(0.5)
+    time.sleep(3.0)
+    assert source.restarts == restarts + 1
+    for phone in (before_crash, while_down):
+        calls = calls_for(sim, student, phone)
+        once = ("gworkspace", "mobileapp", "smsgateway")
+        assert {p: len(calls[p]) for p in once} == dict.fromkeys(once, 1), phone
+    # A push names the student, not the number: one per change, two in all.
+    assert len(calls_for(sim, student, while_down)["fcm"]) == 2
+    changes = [
+        decode_as(SingleObjectCodec(), m.value(), EntityChange)
+        for m in read_to_end(hub_settings, changes_topic("erp", "students"))
+        if m.key() == f"{TENANT}:{student['id']}".encode()
+    ]
+    phones = [
+        next(f.new for f in c.changes if f.field == "phone")
+        for c in changes
+        if c.op is ChangeOp.UPDATE
+    ]
+    assert phones == [before_crash, while_down]
