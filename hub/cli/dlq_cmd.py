@@ -5,121 +5,38 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
 
 import typer
-from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient
 from rich.panel import Panel
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from hub.cli.common import console, fail, settings
-from hub.dlq.actions import ORIGINAL, RETRY, Operator, ReplayError
-from hub.dlq.model import BadIdError, DlqFilter, DlqRecord, Status, parse_id, parse_when, select
+from hub.cli.dlq_support import (
+    ERROR,
+    PROVIDER,
+    SINCE,
+    STAGE,
+    STATUS,
+    TENANT,
+    TOPIC,
+    UNTIL,
+    age,
+    build_filter,
+    check_target,
+    load,
+    payload_of,
+    progress_bar,
+    row_of,
+    statuses_of,
+)
+from hub.dlq.actions import ORIGINAL, Operator, ReplayError
+from hub.dlq.model import BadIdError, Status, select
 from hub.dlq.stats import compute
-from hub.dlq.store import load_dead_letters, load_one
-from hub.kafka import admin_config
-from hub.topics import all_stages
-from schemas.codec import DecodeError, make_codec
-from schemas.events import DlqAction, decode_event
+from hub.dlq.store import load_one
+from schemas.codec import make_codec
+from schemas.events import DlqAction
 
 app = typer.Typer(help="List, inspect, replay and purge dead letters.", no_args_is_help=True)
-
-STAGE = typer.Option(None, "--stage", help=f"Stage: {', '.join(all_stages())}.")
-TOPIC = typer.Option(None, "--topic", help="Original topic the records failed on.")
-TENANT = typer.Option(None, "--tenant", help="Tenant (school) id.")
-PROVIDER = typer.Option(None, "--provider", help="Provider, e.g. twilio.")
-ERROR = typer.Option(None, "--error", help="Error class, or text in the error message.")
-SINCE = typer.Option(None, "--since", help="Failed at or after: ISO time or age (30m, 2h, 7d).")
-UNTIL = typer.Option(None, "--until", help="Failed at or before: ISO time or age.")
-STATUS = typer.Option("pending", "--status", help="pending, replayed, purged or all.")
-
-
-def _statuses(status: str) -> frozenset[Status]:
-    if status == "all":
-        return frozenset(Status)
-    try:
-        return frozenset({Status(status)})
-    except ValueError:
-        fail(f"--status {status!r}: choose pending, replayed, purged or all")
-
-
-def _filter(
-    *,
-    stage: str | None,
-    topic: str | None,
-    tenant: str | None,
-    provider: str | None,
-    error: str | None,
-    since: str | None,
-    until: str | None,
-    statuses: frozenset[Status],
-    ids: list[str] | None = None,
-) -> DlqFilter:
-    if stage and stage not in all_stages():
-        fail(f"unknown stage {stage!r}; stages: {', '.join(all_stages())}")
-    try:
-        for record_id in ids or []:
-            parse_id(record_id)
-        return DlqFilter(
-            stage=stage,
-            topic=topic,
-            tenant=tenant,
-            provider=provider,
-            error=error,
-            since=parse_when(since) if since else None,
-            until=parse_when(until) if until else None,
-            statuses=statuses,
-            ids=frozenset(ids or []),
-        )
-    except (BadIdError, ValueError) as exc:
-        fail(str(exc))
-
-
-def _load(dlq_filter: DlqFilter) -> list[DlqRecord]:
-    s = settings()
-    stages = (
-        [dlq_filter.stage]
-        if dlq_filter.stage
-        else (sorted({parse_id(i)[0] for i in dlq_filter.ids}) or None)
-    )
-    try:
-        with console.status("reading dead-letter topics…"):
-            records, unreadable = load_dead_letters(s, make_codec(s.schema_registry_url), stages)
-    except (KafkaException, TimeoutError) as exc:
-        fail(f"cannot read the dead-letter topics from {s.bootstrap_servers}: {exc}")
-    if unreadable:
-        console.print(
-            f"[yellow]{unreadable} record(s) in dead-letter topics are not dead letters[/]"
-        )
-    return records
-
-
-def _age(when: datetime) -> str:
-    seconds = (datetime.now(UTC) - when).total_seconds()
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds / size:.0f}{unit} ago"
-    return f"{seconds:.0f}s ago"
-
-
-def _row(r: DlqRecord) -> dict[str, Any]:
-    letter = r.letter
-    return {
-        "id": r.id,
-        "stage": r.stage,
-        "status": str(r.status),
-        "last_failure_at": letter.last_failure_at.isoformat(),
-        "tenant": letter.header.tenant,
-        "provider": letter.provider,
-        "original_topic": letter.original_topic,
-        "error_class": letter.error_class,
-        "error_message": letter.error_message,
-        "retryable": letter.retryable,
-        "attempts": letter.attempts,
-        "idempotency_key": letter.idempotency_key,
-    }
 
 
 @app.command("list")
@@ -136,7 +53,7 @@ def list_(
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
 ) -> None:
     """Dead letters matching the filters, oldest first."""
-    dlq_filter = _filter(
+    dlq_filter = build_filter(
         stage=stage,
         topic=topic,
         tenant=tenant,
@@ -144,19 +61,19 @@ def list_(
         error=error,
         since=since,
         until=until,
-        statuses=_statuses(status),
+        statuses=statuses_of(status),
     )
-    chosen = select(_load(dlq_filter), dlq_filter, limit)
+    chosen = select(load(dlq_filter), dlq_filter, limit)
     if as_json:
         for record in chosen:
-            typer.echo(json.dumps(_row(record)))
+            typer.echo(json.dumps(row_of(record)))
         return
     table = Table("id", "stage", "failed", "tenant", "provider", "error", "message", "status")
     for r in chosen:
         table.add_row(
             r.id,
             r.stage,
-            _age(r.letter.last_failure_at),
+            age(r.letter.last_failure_at),
             r.letter.header.tenant,
             r.letter.provider or "-",
             r.letter.error_class,
@@ -172,7 +89,7 @@ def list_(
 @app.command()
 def stats(stage: str = STAGE, as_json: bool = typer.Option(False, "--json")) -> None:
     """Counts by error class, provider, tenant, stage; oldest, newest, growth in the last hour."""
-    dlq_filter = _filter(
+    dlq_filter = build_filter(
         stage=stage,
         topic=None,
         tenant=None,
@@ -182,7 +99,7 @@ def stats(stage: str = STAGE, as_json: bool = typer.Option(False, "--json")) -> 
         until=None,
         statuses=frozenset(Status),
     )
-    result = compute(select(_load(dlq_filter), dlq_filter), datetime.now(UTC))
+    result = compute(select(load(dlq_filter), dlq_filter), datetime.now(UTC))
     if as_json:
         typer.echo(
             json.dumps(
@@ -203,7 +120,7 @@ def stats(stage: str = STAGE, as_json: bool = typer.Option(False, "--json")) -> 
         return
     console.print(f"[bold]{result.total}[/] dead letters; last hour: {result.growth}")
     if result.oldest and result.newest:
-        console.print(f"oldest {_age(result.oldest)}, newest {_age(result.newest)}")
+        console.print(f"oldest {age(result.oldest)}, newest {age(result.newest)}")
     for title, counter in (
         ("error class", result.by_error),
         ("provider", result.by_provider),
@@ -215,18 +132,6 @@ def stats(stage: str = STAGE, as_json: bool = typer.Option(False, "--json")) -> 
         for name, count in counter.most_common(10):
             table.add_row(name, str(count))
         console.print(table)
-
-
-def _payload(r: DlqRecord) -> str:
-    value = r.letter.original_value
-    try:
-        return json.dumps(
-            decode_event(make_codec(settings().schema_registry_url), value).model_dump(mode="json"),
-            indent=2,
-        )
-    except DecodeError as exc:
-        preview = (value or b"")[:400]
-        return f"(not a hub event: {exc})\n{preview!r}"
 
 
 @app.command()
@@ -278,27 +183,9 @@ def show(
         f"{h.key}: {(h.value or b'').decode('utf-8', 'replace')}" for h in letter.original_headers
     )
     console.print(Panel(headers or "(none)", title="original headers"), markup=False)
-    console.print(Panel(_payload(record), title="payload"), markup=False)
+    console.print(Panel(payload_of(record), title="payload"), markup=False)
     if letter.stack:
         console.print(Panel(letter.stack, title="stack"), markup=False)
-
-
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=console,
-    )
-
-
-def _check_target(to: str) -> None:
-    if to in (ORIGINAL, RETRY):
-        return
-    s = settings()
-    if to not in AdminClient(admin_config(s)).list_topics(timeout=10).topics:
-        fail(f"--to {to}: no such topic (use original, retry, or an existing topic)")
 
 
 @app.command()
@@ -325,12 +212,12 @@ def replay(
     """Put dead letters back: exactly once per run, resumable (re-run the same command)."""
     if not ids and not any((stage, topic, tenant, provider, error, since, until)):
         fail("choose what to replay: dead letter ids, or at least one filter (--stage, ...)")
-    _check_target(to)
+    check_target(to)
     # By default only pending dead letters: re-running an interrupted replay
     # therefore resumes it. --again re-replays (idempotency keys still hold).
     statuses = {Status.PENDING, Status.REPLAYED} if again else {Status.PENDING}
     dlq_filter = replace(
-        _filter(
+        build_filter(
             stage=stage,
             topic=topic,
             tenant=tenant,
@@ -343,7 +230,7 @@ def replay(
         ),
         not_done_by=resume,
     )
-    chosen = select(_load(dlq_filter), dlq_filter, limit)
+    chosen = select(load(dlq_filter), dlq_filter, limit)
     if ids and not again:
         skipped = sorted(set(ids) - {r.id for r in chosen})
         if skipped:
@@ -363,7 +250,7 @@ def replay(
     s = settings()
     operator = Operator(s, make_codec(s.schema_registry_url))
     try:
-        with _progress() as bar:
+        with progress_bar() as bar:
             task = bar.add_task(f"replaying to {to}", total=len(chosen))
             report = operator.run(
                 DlqAction.REPLAY,
@@ -399,7 +286,7 @@ def purge(
     if not ids and not any((stage, topic, tenant, provider, error, since, until)):
         fail("choose what to purge: dead letter ids, or at least one filter (--stage, ...)")
     statuses = frozenset({Status.PENDING, Status.REPLAYED})
-    dlq_filter = _filter(
+    dlq_filter = build_filter(
         stage=stage,
         topic=topic,
         tenant=tenant,
@@ -410,7 +297,7 @@ def purge(
         statuses=statuses,
         ids=ids,
     )
-    chosen = select(_load(dlq_filter), dlq_filter)
+    chosen = select(load(dlq_filter), dlq_filter)
     if not chosen:
         console.print("nothing to purge")
         return

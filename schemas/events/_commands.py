@@ -1,0 +1,187 @@
+"""Notification requests, connector commands and their results."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, ClassVar, Self
+
+from pydantic import Field
+
+from schemas.events._base import Event, _Model, entity_key, new_id
+
+
+class Channel(StrEnum):
+    SMS = "SMS"
+    EMAIL = "EMAIL"
+
+
+class Priority(StrEnum):
+    HIGH = "HIGH"
+    NORMAL = "NORMAL"
+    LOW = "LOW"
+
+
+class NotificationRequest(Event):
+    SCHEMA = "com.integrationhub.NotificationRequest"
+    EVENT_TYPE = "notifications.requested"
+
+    notification_id: str = Field(default_factory=new_id)
+    idempotency_key: str
+    channel: Channel
+    priority: Priority = Priority.NORMAL
+    to: str
+    to_name: str | None = None
+    subject: str | None = None
+    text: str
+    html: str | None = None
+    template: str | None = None
+
+    def key(self) -> str:
+        return entity_key(self.header.tenant, self.to)
+
+
+class CreatePaymentOrder(_Model):
+    SCHEMA: ClassVar[str] = "com.integrationhub.CreatePaymentOrder"
+    OPERATION: ClassVar[str] = "payment.create_order"
+
+    amount_minor: int
+    currency: str
+    receipt: str
+    notes: dict[str, str] = Field(default_factory=dict)
+
+
+class SendSms(_Model):
+    SCHEMA: ClassVar[str] = "com.integrationhub.SendSms"
+    OPERATION: ClassVar[str] = "sms.send"
+
+    to: str
+    text: str
+
+
+class SendEmail(_Model):
+    SCHEMA: ClassVar[str] = "com.integrationhub.SendEmail"
+    OPERATION: ClassVar[str] = "email.send"
+
+    to: str
+    to_name: str | None = None
+    subject: str
+    text: str
+    html: str | None = None
+
+
+class UpdateDirectoryUser(_Model):
+    SCHEMA: ClassVar[str] = "com.integrationhub.UpdateDirectoryUser"
+    OPERATION: ClassVar[str] = "directory.update_user"
+
+    user_email: str
+    mobile_phone: str | None = None
+
+
+class UpdateAppProfile(_Model):
+    SCHEMA: ClassVar[str] = "com.integrationhub.UpdateAppProfile"
+    OPERATION: ClassVar[str] = "app.update_profile"
+
+    student_id: str
+    profile: dict[str, str | None]
+
+
+class UpdateSmsContact(_Model):
+    SCHEMA: ClassVar[str] = "com.integrationhub.UpdateSmsContact"
+    OPERATION: ClassVar[str] = "contacts.update"
+
+    student_id: str
+    phone: str
+
+
+class SendPush(_Model):
+    SCHEMA: ClassVar[str] = "com.integrationhub.SendPush"
+    OPERATION: ClassVar[str] = "push.send"
+
+    topic: str
+    title: str
+    body: str
+    data: dict[str, str] = Field(default_factory=dict)
+
+
+CommandPayload = (
+    CreatePaymentOrder
+    | SendSms
+    | SendEmail
+    | UpdateDirectoryUser
+    | UpdateAppProfile
+    | UpdateSmsContact
+    | SendPush
+)
+_PAYLOADS: dict[str, type[CommandPayload]] = {
+    p.SCHEMA: p
+    for p in (
+        CreatePaymentOrder,
+        SendSms,
+        SendEmail,
+        UpdateDirectoryUser,
+        UpdateAppProfile,
+        UpdateSmsContact,
+        SendPush,
+    )
+}
+
+
+class ConnectorCommand(Event):
+    SCHEMA = "com.integrationhub.ConnectorCommand"
+    EVENT_TYPE = "connector.command"
+
+    command_id: str = Field(default_factory=new_id)
+    idempotency_key: str
+    provider: str
+    payload: CommandPayload
+    context: dict[str, str] = Field(default_factory=dict)
+    ordering_key: str | None = None
+
+    @property
+    def operation(self) -> str:
+        return self.payload.OPERATION
+
+    def key(self) -> str:
+        return entity_key(self.header.tenant, self.ordering_key or self.idempotency_key)
+
+    def to_record(self) -> dict[str, Any]:
+        record = self.model_dump()
+        # Tag the union branch explicitly: SendSms's fields are a subset of SendEmail's.
+        record["payload"] = (self.payload.SCHEMA, self.payload.model_dump())
+        return record
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Self:
+        name, body = record["payload"]
+        return cls.model_validate({**record, "payload": _PAYLOADS[name].model_validate(body)})
+
+
+class ResultStatus(StrEnum):
+    DELIVERED = "DELIVERED"
+    FAILED = "FAILED"
+
+
+class ConnectorResult(Event):
+    SCHEMA = "com.integrationhub.ConnectorResult"
+    EVENT_TYPE = "connector.result"
+
+    command_id: str
+    idempotency_key: str
+    provider: str
+    operation: str
+    status: ResultStatus
+    retryable: bool = False
+    provider_ref: str | None = None
+    http_status: int | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    attempts: int
+    duplicate: bool = False
+    details: dict[str, str] = Field(default_factory=dict)
+    context: dict[str, str] = Field(default_factory=dict)
+    ordering_key: str | None = None
+
+    def key(self) -> str:
+        # Same key as the command, so the result lands on the same partition
+        # number as the command it answers (the idempotency ledger relies on it).
+        return entity_key(self.header.tenant, self.ordering_key or self.idempotency_key)

@@ -1,0 +1,115 @@
+"""The fee module's events, and what the hub tells it back."""
+
+from __future__ import annotations
+
+from datetime import date
+from enum import StrEnum
+
+from pydantic import Field
+
+from schemas.events._base import Contact, Event, entity_key, new_id
+
+
+class Invoice(Event):
+    SCHEMA = "com.integrationhub.Invoice"
+    EVENT_TYPE = "fees.invoice.issued"
+
+    invoice_id: str
+    student_id: str
+    student_name: str
+    description: str
+    amount_minor: int
+    currency: str = "INR"
+    due_date: date | None = None
+    parent: Contact
+
+    def key(self) -> str:
+        return entity_key(self.header.tenant, self.invoice_id)
+
+
+class PaymentRequested(Event):
+    SCHEMA = "com.integrationhub.PaymentRequested"
+    EVENT_TYPE = "fees.payment.requested"
+
+    request_id: str = Field(default_factory=new_id)
+    invoice_id: str
+    student_id: str
+    student_name: str
+    description: str
+    amount_minor: int
+    currency: str = "INR"
+    gateway: str = "razorpay"
+    parent: Contact
+
+    def key(self) -> str:
+        return entity_key(self.header.tenant, self.invoice_id)
+
+
+class OrderStatus(StrEnum):
+    CREATED = "CREATED"
+    FAILED = "FAILED"
+
+
+class PaymentOrderResult(Event):
+    SCHEMA = "com.integrationhub.PaymentOrderResult"
+    EVENT_TYPE = "fees.payment.order"
+
+    request_id: str
+    invoice_id: str
+    gateway: str
+    status: OrderStatus
+    order_id: str | None = None
+    payment_url: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+
+    def key(self) -> str:
+        return entity_key(self.header.tenant, self.invoice_id)
+
+
+class InvoiceStatus(StrEnum):
+    UNPAID = "UNPAID"
+    PAID = "PAID"
+
+
+class InvoiceStatusChanged(Event):
+    SCHEMA = "com.integrationhub.InvoiceStatusChanged"
+    EVENT_TYPE = "fees.invoice.status_changed"
+
+    invoice_id: str
+    status: InvoiceStatus
+    previous_status: InvoiceStatus
+    paid_amount_minor: int
+    currency: str
+    order_id: str | None = None
+    payment_id: str | None = None
+    receipt_no: str | None = None
+
+    def key(self) -> str:
+        return entity_key(self.header.tenant, self.invoice_id)
+
+
+class PaymentStatus(StrEnum):
+    SUCCESS = "SUCCESS"
+    FAILED = "FAILED"
+
+
+class PaymentRecorded(Event):
+    SCHEMA = "com.integrationhub.PaymentRecorded"
+    EVENT_TYPE = "fees.payment.recorded"
+
+    invoice_id: str
+    order_id: str
+    payment_id: str
+    gateway: str
+    status: PaymentStatus
+    amount_minor: int
+    currency: str
+    method: str | None = None
+    error_code: str | None = None
+    error_description: str | None = None
+    receipt_no: str | None = None
+    receipt_url: str | None = None
+
+    def key(self) -> str:
+        return entity_key(self.header.tenant, self.invoice_id)
