@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -98,9 +98,3 @@ def post_load(
 ) -> tuple[float, int]:
     """Send every request with `concurrency` connections; (seconds, non-200 answers)."""
     return asyncio.run(_load(url, requests, concurrency))
-
-
-def timed(fn: Callable[[], object]) -> float:
-    started = time.perf_counter()
-    fn()
-    return time.perf_counter() - started

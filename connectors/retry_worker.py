@@ -30,13 +30,19 @@ from hub.kafka import (
 )
 from hub.logging import configure_logging
 from hub.settings import Settings
-from hub.topics import CONNECTOR_PROVIDERS, connector_stage, dlq_topic, retry_topic
+from hub.topics import (
+    CONNECTOR_PROVIDERS,
+    RETRY_WORKER_GROUP,
+    connector_stage,
+    dlq_topic,
+    retry_topic,
+)
 from schemas.codec import make_codec
 from schemas.events import encode_event
 
 log = structlog.get_logger("connectors.retry")
 
-GROUP_ID = "hub-retry-worker"
+GROUP_ID = RETRY_WORKER_GROUP
 TP = tuple[str, int]
 
 

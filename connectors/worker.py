@@ -37,7 +37,13 @@ from hub.kafka import (
 )
 from hub.settings import Settings
 from hub.tenants import TenantDirectory
-from hub.topics import commands_topic, connector_stage, dlq_topic, results_topic
+from hub.topics import (
+    commands_topic,
+    connector_group,
+    connector_stage,
+    dlq_topic,
+    results_topic,
+)
 from schemas.codec import Codec, DecodeError
 from schemas.events import ConnectorCommand, decode_as
 
@@ -73,7 +79,7 @@ class ConnectorWorker:
     async def run(self, stop: asyncio.Event) -> None:
         consumer = Consumer(
             consumer_config(
-                self.settings, f"hub-connector-{self.provider}", **{"max.poll.interval.ms": 600_000}
+                self.settings, connector_group(self.provider), **{"max.poll.interval.ms": 600_000}
             )
         )
         producer = Producer(producer_config(self.settings, self.stage))

@@ -25,10 +25,6 @@ DEBEZIUM_DIR = DEPLOY_DIR.parent / "debezium"
 CONNECTOR = "hub-cdc-postgres"
 
 
-class CdcSetupError(RuntimeError):
-    pass
-
-
 def _properties(values: dict[str, object]) -> str:
     return "".join(f"{key}={value}\n" for key, value in values.items())
 

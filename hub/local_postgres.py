@@ -14,7 +14,6 @@ import pwd
 import re
 import shutil
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -222,19 +221,3 @@ class LocalPostgres:
         self.down()
         shutil.rmtree(self.cfg.data_dir, ignore_errors=True)
         self.cfg.log_file.unlink(missing_ok=True)
-
-    def wait_ready(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            result = self._as_server_user(
-                str(self.bin / "pg_isready"),
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(self.cfg.port),
-                check=False,
-            )
-            if result.returncode == 0:
-                return
-            time.sleep(0.2)
-        raise PostgresSetupError(f"PostgreSQL did not become ready; see {self.cfg.log_file}")

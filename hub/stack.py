@@ -12,13 +12,11 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from connectors.retry_worker import GROUP_ID as RETRY_GROUP
 from hub.cdc_source import streaming
 from hub.local_kafka import port_is_free
 from hub.settings import Settings
 from hub.supervisor import Supervisor, group_ready, http_ready
-from hub.topics import CONNECTOR_PROVIDERS
-from processors.cdc.consumer import GROUP_ID as CDC_GROUP
+from hub.topics import CDC_GROUP, CONNECTOR_PROVIDERS, RETRY_WORKER_GROUP, connector_group
 
 OnReady = Callable[[str, float], None]
 
@@ -117,11 +115,15 @@ class HubStack:
                 "connectors",
                 self._hub("connectors", "run"),
                 lambda: all(
-                    group_ready(s.bootstrap_servers, f"hub-connector-{p}")()
+                    group_ready(s.bootstrap_servers, connector_group(p))()
                     for p in CONNECTOR_PROVIDERS
                 ),
             ),
-            ("retries", self._hub("retries", "run"), group_ready(s.bootstrap_servers, RETRY_GROUP)),
+            (
+                "retries",
+                self._hub("retries", "run"),
+                group_ready(s.bootstrap_servers, RETRY_WORKER_GROUP),
+            ),
             ("dlq-monitor", self._hub("dlq", "monitor"), lambda: True),
         ]
         if self.cdc:

@@ -51,6 +51,15 @@ ALERTS = "hub.alerts.v1"
 DLQ_PREFIX = "dlq."
 
 
+# Consumer groups are named here too: the stack waits on them, workers join them.
+RETRY_WORKER_GROUP = "hub-retry-worker"
+CDC_GROUP = "hub-cdc"
+
+
+def connector_group(provider: str) -> str:
+    return f"hub-connector-{provider}"
+
+
 def commands_topic(provider: str) -> str:
     return f"connector.{provider}.commands.v1"
 

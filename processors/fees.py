@@ -36,6 +36,7 @@ from schemas.events import (
     Event,
     EventHeader,
     Invoice,
+    InvoiceDetails,
     InvoiceStatus,
     InvoiceStatusChanged,
     NotificationRequest,
@@ -111,7 +112,7 @@ def _header(cause: EventHeader, event_type: str, state: InvoiceState) -> EventHe
     )
 
 
-def _with_details(state: InvoiceState | None, src: Invoice | PaymentRequested) -> InvoiceState:
+def _with_details(state: InvoiceState | None, src: InvoiceDetails) -> InvoiceState:
     base = state or InvoiceState(tenant=src.header.tenant, invoice_id=src.invoice_id)
     return base.model_copy(
         update={

@@ -11,7 +11,6 @@ arrives; if none arrives within the grace period it becomes a dead letter
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
 
 from pydantic import BaseModel
 
@@ -93,12 +92,6 @@ def matched(link: OrderLink, payment: PaymentEvent) -> PaymentMatched:
     return PaymentMatched(
         header=header, invoice_id=link.invoice_id, request_id=link.request_id, payment=payment
     )
-
-
-@dataclass(frozen=True)
-class Expired:
-    key: str
-    records: list[ParkedRecord]
 
 
 def overdue(parked: list[ParkedRecord], now: float, grace_seconds: float) -> bool:

@@ -210,8 +210,6 @@ def replay(
     limit: int = typer.Option(None, help="Replay at most this many."),
 ) -> None:
     """Put dead letters back: exactly once per run, resumable (re-run the same command)."""
-    if not ids and not any((stage, topic, tenant, provider, error, since, until)):
-        fail("choose what to replay: dead letter ids, or at least one filter (--stage, ...)")
     check_target(to)
     # By default only pending dead letters: re-running an interrupted replay
     # therefore resumes it. --again re-replays (idempotency keys still hold).
@@ -227,6 +225,7 @@ def replay(
             until=until,
             statuses=frozenset(statuses),
             ids=ids,
+            require="replay",
         ),
         not_done_by=resume,
     )
@@ -283,8 +282,6 @@ def purge(
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
 ) -> None:
     """Mark dead letters as dealt with: hidden from list, never replayed. Audited."""
-    if not ids and not any((stage, topic, tenant, provider, error, since, until)):
-        fail("choose what to purge: dead letter ids, or at least one filter (--stage, ...)")
     statuses = frozenset({Status.PENDING, Status.REPLAYED})
     dlq_filter = build_filter(
         stage=stage,
@@ -296,6 +293,7 @@ def purge(
         until=until,
         statuses=statuses,
         ids=ids,
+        require="purge",
     )
     chosen = select(load(dlq_filter), dlq_filter)
     if not chosen:

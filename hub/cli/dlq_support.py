@@ -50,7 +50,10 @@ def build_filter(
     until: str | None,
     statuses: frozenset[Status],
     ids: list[str] | None = None,
+    require: str | None = None,
 ) -> DlqFilter:
+    if require and not ids and not any((stage, topic, tenant, provider, error, since, until)):
+        fail(f"choose what to {require}: dead letter ids, or at least one filter (--stage, ...)")
     if stage and stage not in all_stages():
         fail(f"unknown stage {stage!r}; stages: {', '.join(all_stages())}")
     try:

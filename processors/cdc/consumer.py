@@ -33,7 +33,7 @@ from hub.kafka import (
 )
 from hub.logging import configure_logging
 from hub.settings import Settings
-from hub.topics import cdc_topic, changes_topic, commands_topic, dlq_topic, state_topic
+from hub.topics import CDC_GROUP, cdc_topic, changes_topic, commands_topic, dlq_topic, state_topic
 from processors.cdc.changes import sync_records
 from processors.cdc.envelope import Envelope, parse_key, parse_value
 from processors.cdc.mapping import DEFAULT_MAPPING, Change, Target, commands_for, load_mapping
@@ -42,7 +42,7 @@ from schemas.events import entity_key
 
 log = structlog.get_logger("cdc")
 
-GROUP_ID = "hub-cdc"
+GROUP_ID = CDC_GROUP
 STAGE = "cdc"
 
 

@@ -37,6 +37,7 @@ from schemas.events._commands import (
 )
 from schemas.events._fees import (
     Invoice,
+    InvoiceDetails,
     InvoiceStatus,
     InvoiceStatusChanged,
     OrderStatus,
@@ -149,6 +150,7 @@ __all__ = [
     "EventHeader",
     "FieldChange",
     "Invoice",
+    "InvoiceDetails",
     "InvoiceStatus",
     "InvoiceStatusChanged",
     "KafkaHeader",

@@ -10,9 +10,8 @@ from pydantic import Field
 from schemas.events._base import Contact, Event, entity_key, new_id
 
 
-class Invoice(Event):
-    SCHEMA = "com.integrationhub.Invoice"
-    EVENT_TYPE = "fees.invoice.issued"
+class InvoiceDetails(Event):
+    """What an invoice and a request to collect it both say (not an event of its own)."""
 
     invoice_id: str
     student_id: str
@@ -20,29 +19,25 @@ class Invoice(Event):
     description: str
     amount_minor: int
     currency: str = "INR"
-    due_date: date | None = None
     parent: Contact
 
     def key(self) -> str:
         return entity_key(self.header.tenant, self.invoice_id)
 
 
-class PaymentRequested(Event):
+class Invoice(InvoiceDetails):
+    SCHEMA = "com.integrationhub.Invoice"
+    EVENT_TYPE = "fees.invoice.issued"
+
+    due_date: date | None = None
+
+
+class PaymentRequested(InvoiceDetails):
     SCHEMA = "com.integrationhub.PaymentRequested"
     EVENT_TYPE = "fees.payment.requested"
 
     request_id: str = Field(default_factory=new_id)
-    invoice_id: str
-    student_id: str
-    student_name: str
-    description: str
-    amount_minor: int
-    currency: str = "INR"
     gateway: str = "razorpay"
-    parent: Contact
-
-    def key(self) -> str:
-        return entity_key(self.header.tenant, self.invoice_id)
 
 
 class OrderStatus(StrEnum):
