@@ -24,8 +24,8 @@ from sqlalchemy import text
 from bench.common import percentile
 from hub import erp
 from hub.kafka import watermarks
-from hub.local_kafka import free_port
 from hub.local_postgres import LocalPostgres, PostgresConfig
+from hub.ports import free_port
 from hub.settings import Settings
 from hub.stack import HubStack
 from hub.topics import cdc_topic, changes_topic

@@ -13,7 +13,8 @@ import aiohttp
 from confluent_kafka.admin import AdminClient
 
 from hub.kafka import admin_config
-from hub.local_kafka import BrokerConfig, LocalBroker, free_port
+from hub.local_kafka import BrokerConfig, LocalBroker
+from hub.ports import free_port
 from hub.settings import Settings
 from hub.stack import with_simulators
 from hub.tenants import demo_tenant_config

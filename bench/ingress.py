@@ -23,7 +23,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from bench.common import post_load
 from hub.kafka import admin_config, producer_config
-from hub.local_kafka import free_port
+from hub.ports import free_port
 from hub.settings import Settings
 from hub.stack import settings_env
 from hub.tenants import load_tenants

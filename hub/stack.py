@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from hub.cdc_source import streaming
-from hub.local_kafka import port_is_free
+from hub.ports import port_is_free
 from hub.settings import Settings
 from hub.supervisor import Supervisor, group_ready, http_ready
 from hub.topics import CDC_GROUP, CONNECTOR_PROVIDERS, RETRY_WORKER_GROUP, connector_group

@@ -19,8 +19,9 @@ from confluent_kafka.admin import AdminClient
 
 from hub import erp
 from hub.kafka import admin_config
-from hub.local_kafka import BrokerConfig, LocalBroker, free_port
+from hub.local_kafka import BrokerConfig, LocalBroker
 from hub.local_postgres import LocalPostgres, PostgresConfig
+from hub.ports import free_port
 from hub.settings import Settings
 from hub.stack import HubStack, with_simulators
 from hub.tenants import demo_tenant_config

@@ -6,7 +6,7 @@ import typer
 from rich.table import Table
 
 from hub.cli.common import console, fail, settings
-from hub.local_kafka import port_is_free
+from hub.ports import port_is_free
 from hub.topics import CONNECTOR_PROVIDERS, commands_topic, results_topic
 
 ingress = typer.Typer(help="The webhook ingress (ASGI, uvicorn).", no_args_is_help=True)
