@@ -51,6 +51,7 @@ def bench_environment(workdir: Path) -> Iterator[Settings]:
         AdminClient(admin_config(settings)),
         catalog_for(settings),
         settings.topic_partitions,
+        settings.topic_replication_factor,
     )
     try:
         yield settings

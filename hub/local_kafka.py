@@ -19,6 +19,7 @@ import signal
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,33 +71,48 @@ class BrokerConfig:
         return f"127.0.0.1:{self.port}"
 
 
+def kraft_node_lines(
+    node_id: int, port: int, controller_port: int, data_dir: Path, quorum: str
+) -> list[str]:
+    """What every combined broker+controller node the hub starts has in common:
+    loopback listeners, the controller listener, its data directory. `quorum` is
+    the line naming the controllers (dynamic bootstrap servers or static voters)."""
+    return [
+        "process.roles=broker,controller",
+        f"node.id={node_id}",
+        quorum,
+        f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
+        f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
+        "controller.listener.names=CONTROLLER",
+        "inter.broker.listener.name=PLAINTEXT",
+        "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        f"log.dirs={data_dir}",
+        "num.partitions=3",
+        "auto.create.topics.enable=false",
+        "offsets.topic.num.partitions=10",
+        # No reason to wait for more members before the first rebalance in tests.
+        "group.initial.rebalance.delay.ms=0",
+        # The default 128 MiB dedupe buffer does not fit a small heap.
+        "log.cleaner.dedupe.buffer.size=33554432",
+    ]
+
+
+def internal_topic_lines(replicas: int, min_isr: int) -> list[str]:
+    """Replication of the topics the brokers create themselves (offsets, transactions,
+    share-group state): as many replicas as there are brokers to hold them."""
+    return [
+        f"offsets.topic.replication.factor={replicas}",
+        f"transaction.state.log.replication.factor={replicas}",
+        f"transaction.state.log.min.isr={min_isr}",
+        f"share.coordinator.state.topic.replication.factor={replicas}",
+        f"share.coordinator.state.topic.min.isr={min_isr}",
+    ]
+
+
 def server_properties(cfg: BrokerConfig) -> str:
-    return "\n".join(
-        [
-            "process.roles=broker,controller",
-            "node.id=1",
-            f"controller.quorum.bootstrap.servers=127.0.0.1:{cfg.controller_port}",
-            f"listeners=PLAINTEXT://127.0.0.1:{cfg.port},CONTROLLER://127.0.0.1:{cfg.controller_port}",
-            f"advertised.listeners=PLAINTEXT://127.0.0.1:{cfg.port}",
-            "controller.listener.names=CONTROLLER",
-            "inter.broker.listener.name=PLAINTEXT",
-            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
-            f"log.dirs={cfg.data_dir}",
-            "num.partitions=3",
-            "auto.create.topics.enable=false",
-            "offsets.topic.replication.factor=1",
-            "offsets.topic.num.partitions=10",
-            "transaction.state.log.replication.factor=1",
-            "transaction.state.log.min.isr=1",
-            "share.coordinator.state.topic.replication.factor=1",
-            "share.coordinator.state.topic.min.isr=1",
-            # One node: no reason to wait for more members before the first rebalance.
-            "group.initial.rebalance.delay.ms=0",
-            # The default 128 MiB dedupe buffer does not fit a small heap.
-            "log.cleaner.dedupe.buffer.size=33554432",
-            "",
-        ]
-    )
+    quorum = f"controller.quorum.bootstrap.servers=127.0.0.1:{cfg.controller_port}"
+    lines = kraft_node_lines(1, cfg.port, cfg.controller_port, cfg.data_dir, quorum)
+    return "\n".join([*lines, *internal_topic_lines(1, 1), ""])
 
 
 def resolve_classpath(home: Path, deploy_dir: Path = DEPLOY_DIR) -> str:
@@ -140,7 +156,9 @@ def new_cluster_id() -> str:
             return cluster_id
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int, marker: bytes = b"kafka.Kafka") -> bool:
+    """Whether `pid` runs and is (still) the server: a pid from a state file may
+    have been reused by another program since, whose cmdline lacks `marker`."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -148,7 +166,103 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     cmdline = Path(f"/proc/{pid}/cmdline")
-    return not cmdline.exists() or b"kafka.Kafka" in cmdline.read_bytes()
+    try:
+        return marker in cmdline.read_bytes()
+    except FileNotFoundError:
+        return True  # no /proc: trust kill(0)
+
+
+def pid_running(pid: int, marker: bytes) -> bool:
+    """Like pid_alive, for waiting until another process's server has exited. A JVM
+    shutting down can show as a zombie with an empty cmdline while its other threads
+    still run (sockets open); it is gone once it is a zombie with no thread left."""
+    if not Path("/proc/self").exists():
+        return pid_alive(pid, marker)
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        return False
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    if fields.get("State", "").strip().startswith("Z") and fields.get("Threads", "").strip() == "1":
+        return False
+    return cmdline == b"" or marker in cmdline
+
+
+def format_storage(
+    classpath: str, props: Path, cluster_id: str, *, standalone: bool
+) -> subprocess.Popen[str]:
+    """Start formatting one node's storage; `wait_formatted` collects it. Returned
+    unfinished so a cluster formats all its nodes at once (each is a JVM start)."""
+    argv = ["java", "-cp", classpath, "kafka.tools.StorageTool", "format"]
+    # --standalone: a dynamic quorum of this one controller. Without it, the
+    # quorum is the static controller.quorum.voters of the properties file.
+    argv += ["--standalone"] if standalone else []
+    argv += [f"--cluster-id={cluster_id}", "-c", str(props)]
+    return subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+
+
+def wait_formatted(proc: subprocess.Popen[str]) -> None:
+    output, _ = proc.communicate()
+    if proc.returncode != 0:
+        raise KafkaSetupError(f"formatting Kafka storage failed:\n{output}")
+
+
+def spawn_server(classpath: str, heap: str, props: Path, log_file: Path) -> subprocess.Popen[bytes]:
+    """kafka.Kafka in its own session (so it outlives its starter and its whole
+    process group can be signalled), logging to `log_file`."""
+    log4j = DEPLOY_DIR / "log4j2.properties"
+    argv = [
+        "java",
+        f"-Xms{heap}",
+        f"-Xmx{heap}",
+        "-XX:+UseG1GC",
+        "-Djava.awt.headless=true",
+        f"-Dlog4j2.configurationFile={log4j}",
+        "-cp",
+        classpath,
+        "kafka.Kafka",
+        str(props),
+    ]
+    with log_file.open("ab") as log:
+        return subprocess.Popen(
+            argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+
+def stop_group(
+    pid: int, alive: Callable[[int], bool], timeout: float, *, kill: bool = False
+) -> None:
+    """Signal the process group `pid` leads (SIGTERM, or SIGKILL when `kill`), wait up
+    to `timeout` for it to exit, SIGKILL it if it has not, and reap it."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL if kill else signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and alive(pid):
+        time.sleep(0.05)
+    if alive(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+        while alive(pid):
+            time.sleep(0.05)
+    _reap(pid)
+
+
+def log_tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return "(no log yet)"
 
 
 @dataclass(frozen=True)
@@ -174,7 +288,7 @@ class LocalBroker:
             pid = int(json.loads(self.cfg.state_file.read_text())["pid"])
         except (FileNotFoundError, ValueError, KeyError):
             return None
-        return pid if _pid_alive(pid) else None
+        return pid if pid_alive(pid) else None
 
     def reachable(self, timeout: float = 2.0) -> bool:
         admin = AdminClient(
@@ -216,50 +330,10 @@ class LocalBroker:
         return self.status()
 
     def _format(self, classpath: str, props: Path) -> None:
-        cluster_id = new_cluster_id()
-        result = subprocess.run(
-            [
-                "java",
-                "-cp",
-                classpath,
-                "kafka.tools.StorageTool",
-                "format",
-                "--standalone",
-                f"--cluster-id={cluster_id}",
-                "-c",
-                str(props),
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if result.returncode != 0:
-            raise KafkaSetupError(
-                f"formatting Kafka storage failed:\n{result.stdout}{result.stderr}"
-            )
+        wait_formatted(format_storage(classpath, props, new_cluster_id(), standalone=True))
 
     def _spawn(self, classpath: str, props: Path) -> None:
-        log4j = DEPLOY_DIR / "log4j2.properties"
-        argv = [
-            "java",
-            f"-Xms{self.cfg.heap}",
-            f"-Xmx{self.cfg.heap}",
-            "-XX:+UseG1GC",
-            "-Djava.awt.headless=true",
-            f"-Dlog4j2.configurationFile={log4j}",
-            "-cp",
-            classpath,
-            "kafka.Kafka",
-            str(props),
-        ]
-        with self.cfg.log_file.open("ab") as log:
-            self._proc = proc = subprocess.Popen(
-                argv,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
+        self._proc = proc = spawn_server(classpath, self.cfg.heap, props, self.cfg.log_file)
         self.cfg.state_file.write_text(
             json.dumps({"pid": proc.pid, "port": self.cfg.port, "started_at": time.time()})
         )
@@ -283,17 +357,7 @@ class LocalBroker:
         pid = self._pid()
         if pid is None:
             return False
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGKILL if kill else signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self._alive(pid):
-            time.sleep(0.1)
-        if self._alive(pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGKILL)
-            while self._alive(pid):
-                time.sleep(0.05)
-        _reap(pid)
+        stop_group(pid, self._alive, timeout, kill=kill)
         self._proc = None
         self.cfg.state_file.unlink(missing_ok=True)
         return True
@@ -301,17 +365,14 @@ class LocalBroker:
     def _alive(self, pid: int) -> bool:
         if self._proc is not None and self._proc.pid == pid:
             return self._proc.poll() is None
-        return _pid_alive(pid)
+        return pid_alive(pid)
 
     def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.cfg.log_file.read_text(errors="replace").splitlines()[-lines:])
-        except FileNotFoundError:
-            return "(no log yet)"
+        return log_tail(self.cfg.log_file, lines)
 
 
 def _reap(pid: int) -> None:
     # When this process started the broker, collect its exit status so it is not
-    # left a zombie (and _pid_alive stops seeing it).
+    # left a zombie (and pid_alive stops seeing it).
     with contextlib.suppress(ChildProcessError, OSError):
         os.waitpid(pid, os.WNOHANG)

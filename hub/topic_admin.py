@@ -83,9 +83,18 @@ def describe_existing(
     }
 
 
-def execute(admin: AdminClient, plans: list[TopicPlan], timeout: float = 30.0) -> None:
+def execute(
+    admin: AdminClient,
+    plans: list[TopicPlan],
+    timeout: float = 30.0,
+    *,
+    replication_factor: int = 1,
+) -> None:
+    """Create the missing topics with `replication_factor` replicas per partition
+    (their min.insync.replicas is the brokers' default), set drifted configs. An
+    existing topic's replication factor is never changed here."""
     to_create = [
-        NewTopic(p.spec.name, p.partitions, 1, config=p.spec.config())
+        NewTopic(p.spec.name, p.partitions, replication_factor, config=p.spec.config())
         for p in plans
         if p.action is Action.CREATE
     ]
@@ -110,8 +119,13 @@ def execute(admin: AdminClient, plans: list[TopicPlan], timeout: float = 30.0) -
 
 
 def apply_catalog(
-    admin: AdminClient, specs: list[TopicSpec], default_partitions: int
+    admin: AdminClient,
+    specs: list[TopicSpec],
+    default_partitions: int,
+    replication_factor: int = 1,
 ) -> list[TopicPlan]:
+    """`replication_factor`: settings.topic_replication_factor; 1 suits the single
+    local broker, 3 a cluster that must survive losing a broker."""
     plans = plan(specs, describe_existing(admin, [s.name for s in specs]), default_partitions)
-    execute(admin, plans)
+    execute(admin, plans, replication_factor=replication_factor)
     return plans

@@ -107,6 +107,7 @@ def hub_settings(
         AdminClient(admin_config(settings)),
         catalog_for(settings),
         settings.topic_partitions,
+        settings.topic_replication_factor,
     )
     return settings
 

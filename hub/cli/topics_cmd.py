@@ -41,7 +41,12 @@ def apply() -> None:
     """Create missing topics and fix drifted configs. Safe to run any number of times."""
     s = settings()
     try:
-        plans = apply_catalog(AdminClient(admin_config(s)), catalog_for(s), s.topic_partitions)
+        plans = apply_catalog(
+            AdminClient(admin_config(s)),
+            catalog_for(s),
+            s.topic_partitions,
+            s.topic_replication_factor,
+        )
     except KafkaException as exc:
         fail(
             f"cannot apply topics to {s.bootstrap_servers}: {exc}. "
