@@ -1,7 +1,9 @@
 """The whole hub on one machine: simulators, ingress, processors, connectors.
 
 `hub run` and the test suite both start the hub through this, with the same
-settings handed to every child as environment variables.
+settings handed to every child as environment variables. `components()` is the
+one list of what the hub runs; docker-compose.yml runs the same list (its test
+compares them).
 """
 
 from __future__ import annotations
@@ -10,12 +12,22 @@ import json
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from hub.cdc_source import streaming
 from hub.ports import port_is_free
 from hub.settings import Settings
-from hub.supervisor import Supervisor, group_ready, http_ready
+from hub.supervisor import (
+    OnEvent,
+    ReadyCheck,
+    RestartPolicy,
+    Service,
+    Supervisor,
+    group_ready,
+    http_ready,
+    log_event,
+)
 from hub.topics import CDC_GROUP, CONNECTOR_PROVIDERS, RETRY_WORKER_GROUP, connector_group
 
 OnReady = Callable[[str, float], None]
@@ -23,6 +35,52 @@ OnReady = Callable[[str, float], None]
 
 class PortTakenError(RuntimeError):
     pass
+
+
+@dataclass(frozen=True)
+class Component:
+    name: str
+    args: tuple[str, ...]  # the `hub` subcommand that runs it
+    dev_only: bool = False  # local development and tests only, never deployed
+
+
+def components(simulators: bool, cdc: bool) -> list[Component]:
+    """What the hub runs, in start order."""
+    listed = [Component("simulators", ("simulators", "serve"), dev_only=True)] if simulators else []
+    listed += [
+        Component("ingress", ("ingress", "serve")),
+        Component("processors", ("processors", "run")),
+        Component("connectors", ("connectors", "run")),
+        Component("retries", ("retries", "run")),
+        Component("dlq-monitor", ("dlq", "monitor")),
+    ]
+    if cdc:
+        # The database must be up (hub postgres up, or HUB_POSTGRES_DSN).
+        listed += [
+            Component("cdc-source", ("cdc", "source")),
+            Component("cdc-consumer", ("cdc", "consume")),
+        ]
+    return listed
+
+
+def ready_checks(s: Settings) -> dict[str, ReadyCheck]:
+    """How HubStack knows each component is serving, by component name."""
+
+    def connectors_ready() -> bool:
+        return all(
+            group_ready(s.bootstrap_servers, connector_group(p))() for p in CONNECTOR_PROVIDERS
+        )
+
+    return {
+        "simulators": http_ready(f"{s.simulator_url}/_sim/health"),
+        "ingress": http_ready(f"{s.ingress_url}/readyz"),
+        "processors": group_ready(s.bootstrap_servers, "hub-processors"),
+        "connectors": connectors_ready,
+        "retries": group_ready(s.bootstrap_servers, RETRY_WORKER_GROUP),
+        "dlq-monitor": lambda: True,
+        "cdc-source": lambda: streaming(s),
+        "cdc-consumer": group_ready(s.bootstrap_servers, CDC_GROUP),
+    }
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
@@ -58,11 +116,12 @@ def with_simulators(settings: Settings) -> Settings:
     )
 
 
-def check_ports(settings: Settings, simulators: bool) -> None:
-    ports = [
-        (settings.ingress_port, "HUB_INGRESS_PORT", "the webhook ingress"),
-        (settings.cdc_connect_port, "HUB_CDC_CONNECT_PORT", "the CDC source (Kafka Connect)"),
-    ]
+def check_ports(settings: Settings, simulators: bool, cdc: bool = True) -> None:
+    ports = [(settings.ingress_port, "HUB_INGRESS_PORT", "the webhook ingress")]
+    if cdc:
+        ports.append(
+            (settings.cdc_connect_port, "HUB_CDC_CONNECT_PORT", "the CDC source (Kafka Connect)")
+        )
     if simulators:
         ports.append((settings.simulator_port, "HUB_SIMULATOR_PORT", "the provider simulators"))
     for port, variable, what in ports:
@@ -82,73 +141,60 @@ class HubStack:
         simulators: bool = True,
         cdc: bool = True,
         extra_env: dict[str, str] | None = None,
+        policy: RestartPolicy | None = None,
+        on_event: OnEvent = log_event,
     ) -> None:
         self.settings = settings
         self.simulators = simulators
         self.cdc = cdc
         env = {**os.environ, **settings_env(settings), **(extra_env or {})}
-        self.supervisor = Supervisor(log_dir, env)
+        self.supervisor = Supervisor(log_dir, env, policy, on_event=on_event)
+
+    @property
+    def components(self) -> list[Component]:
+        return components(self.simulators, self.cdc)
 
     def _hub(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "hub", *args]
 
     def start(self, on_ready: OnReady | None = None, timeout: float = 120.0) -> None:
-        s = self.settings
-        check_ports(s, self.simulators)
-        plan: list[tuple[str, list[str], Callable[[], bool]]] = []
-        if self.simulators:
-            plan.append(
-                (
-                    "simulators",
-                    self._hub("simulators", "serve"),
-                    http_ready(f"{s.simulator_url}/_sim/health"),
-                )
+        check_ports(self.settings, self.simulators, self.cdc)
+        checks = ready_checks(self.settings)
+        plan = self.components
+        for component in plan:
+            self.supervisor.start(
+                component.name, self._hub(*component.args), checks[component.name]
             )
-        plan += [
-            ("ingress", self._hub("ingress", "serve"), http_ready(f"{s.ingress_url}/readyz")),
-            (
-                "processors",
-                self._hub("processors", "run"),
-                group_ready(s.bootstrap_servers, "hub-processors"),
-            ),
-            (
-                "connectors",
-                self._hub("connectors", "run"),
-                lambda: all(
-                    group_ready(s.bootstrap_servers, connector_group(p))()
-                    for p in CONNECTOR_PROVIDERS
-                ),
-            ),
-            (
-                "retries",
-                self._hub("retries", "run"),
-                group_ready(s.bootstrap_servers, RETRY_WORKER_GROUP),
-            ),
-            ("dlq-monitor", self._hub("dlq", "monitor"), lambda: True),
-        ]
-        if self.cdc:
-            # The database must be up (hub postgres up, or HUB_POSTGRES_DSN).
-            plan += [
-                ("cdc-source", self._hub("cdc", "source"), lambda: streaming(s)),
-                (
-                    "cdc-consumer",
-                    self._hub("cdc", "consume"),
-                    group_ready(s.bootstrap_servers, CDC_GROUP),
-                ),
-            ]
-        for name, argv, ready in plan:
-            self.supervisor.start(name, argv, ready)
         try:
-            for name, _argv, _ready in plan:
-                took = self.supervisor.wait_ready(name, timeout)
+            for component in plan:
+                took = self.supervisor.wait_ready(component.name, timeout)
                 if on_ready:
-                    on_ready(name, took)
+                    on_ready(component.name, took)
         except BaseException:
             self.stop()
             raise
 
+    def start_instance(self, component: str, instance_id: str, timeout: float = 120.0) -> str:
+        """Another instance of a component (scale out), with its own HUB_INSTANCE_ID;
+        returns its service name."""
+        chosen = next(c for c in self.components if c.name == component)
+        name = f"{component}-{instance_id}"
+        self.supervisor.start(
+            name,
+            self._hub(*chosen.args),
+            ready_checks(self.settings)[component],
+            env={"HUB_INSTANCE_ID": instance_id},
+        )
+        self.supervisor.wait_ready(name, timeout)
+        return name
+
     def restart_crashed(self) -> list[str]:
+        """Restart crashed components whose backoff has passed; never waits."""
         return self.supervisor.restart_crashed()
+
+    @property
+    def given_up(self) -> list[Service]:
+        return self.supervisor.given_up
 
     def stop(self) -> None:
         self.supervisor.stop_all()

@@ -9,7 +9,10 @@ from types import FrameType
 import typer
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
+from rich.markup import escape
+from rich.panel import Panel
 from rich.table import Table
+from rich.text import Text
 
 from hub import erp
 from hub.cli.cdc_cmd import local_postgres
@@ -21,7 +24,7 @@ from hub.local_kafka import KafkaSetupError
 from hub.local_postgres import LocalPostgres, PostgresSetupError
 from hub.settings import Settings
 from hub.stack import HubStack, PortTakenError, with_simulators
-from hub.supervisor import ServiceFailedError
+from hub.supervisor import Crashed, Event, GaveUp, Restarted, ServiceFailedError
 from hub.tenants import ensure_demo_tenants, load_tenants
 from hub.topic_admin import apply_catalog
 from hub.topics import catalog_for
@@ -98,7 +101,7 @@ def run(
     broker = local_broker(s) if s.uses_local_broker else None
     started_broker = False
     started_postgres: LocalPostgres | None = None
-    stack = HubStack(s, s.home / "logs", simulators=simulators)
+    stack = HubStack(s, s.home / "logs", simulators=simulators, on_event=report_event)
     try:
         if broker is not None:
             started_broker = not broker.status().running
@@ -109,7 +112,9 @@ def run(
                 f"({time.monotonic() - began:.1f}s)"
             )
         topics = catalog_for(s)
-        apply_catalog(AdminClient(admin_config(s)), topics, s.topic_partitions)
+        apply_catalog(
+            AdminClient(admin_config(s)), topics, s.topic_partitions, s.topic_replication_factor
+        )
         console.print(f"[green]✓[/] {len(topics)} topics applied")
         started_postgres = _start_postgres(s)
         stack.start(
@@ -148,10 +153,41 @@ def _serve(s: Settings, stack: HubStack) -> None:
     console.print(table)
     while True:
         time.sleep(1.0)
-        for name in stack.restart_crashed():
+        stack.restart_crashed()  # reports through report_event; never waits for a backoff
+
+
+def report_event(event: Event) -> None:
+    """What the supervisor did about a crashed component, for the person running the hub."""
+    service = event.service
+    match event:
+        case Crashed(returncode=code, attempt=attempt, delay=delay):
             console.print(
-                f"[yellow]![/] {name} exited; restarted it (log: {s.home / 'logs'}/{name}.log)"
+                f"[yellow]![/] {service.name} exited (code {code}); restart attempt {attempt} "
+                f"in {delay:.1f}s (log: {escape(str(service.log_file))})",
+                highlight=False,
             )
+        case Restarted(attempt=attempt, delay=delay):
+            console.print(
+                f"[yellow]↻[/] {service.name} restarted (attempt {attempt}, after {delay:.1f}s)",
+                highlight=False,
+            )
+        case GaveUp():
+            _report_given_up(event)
+
+
+def _report_given_up(event: GaveUp) -> None:
+    # Loud on purpose: the hub keeps serving, but without this component.
+    service, name = event.service, event.service.name
+    body = Text()
+    body.append(
+        f"{name} crashed {event.rapid_crashes} times in a row (last exit code "
+        f"{event.returncode}), each soon after starting, so it is no longer restarted. "
+        "The rest of the hub keeps running without it; fix the cause and restart `hub run`.\n",
+        style="bold red",
+    )
+    body.append(f"log: {service.log_file}\nlast lines:\n", style="red")
+    body.append(service.log_tail(20))
+    console.print(Panel(body, title=f"gave up on {name}", title_align="left", border_style="red"))
 
 
 def demo(
