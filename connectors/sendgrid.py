@@ -1,11 +1,19 @@
 """SendGrid v3 Mail Send: POST /v3/mail/send with a bearer API key; 202 + X-Message-Id.
 
-SendGrid has no idempotency key either; the command's key travels in
-`custom_args`, so SendGrid's event webhooks can be tied back to the command.
+SendGrid takes no idempotency key either. The command's key travels in
+`custom_args`, which SendGrid keeps as the message's `unique_args`: event
+webhooks can be tied back to the command, and an attempt in doubt can be looked
+up in the Email Activity feed (`GET /v3/messages?query=unique_args['idempotency_key']="…"`).
+
+That feed has limits the executor must live with: it is a paid add-on (without
+it, or without the key's Email Activity scope, the query is refused: 403); it
+allows 6 requests a minute (429); and it is eventually consistent, so only a
+NotFound older than `lookup_settle_seconds` means "never sent".
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -15,25 +23,55 @@ from connectors.base import (
     Delivered,
     MissingCredentialsError,
     Outcome,
+    RetryLater,
     classify_failure,
     json_or_empty,
 )
+from connectors.lookup import Found, LookupOutcome, NotFound, query_failed
 from hub.settings import Settings
-from hub.tenants import Tenant
+from hub.tenants import SendGridAccount, Tenant
 from schemas.events import ConnectorCommand, SendEmail
+
+# At most one message per recipient carries a command's key; 10 is SendGrid's default.
+LOOKUP_LIMIT = 10
+
+
+def _account(tenant: Tenant) -> SendGridAccount:
+    if tenant.sendgrid is None:
+        raise MissingCredentialsError(f"tenant {tenant.id!r} has no SendGrid account")
+    return tenant.sendgrid
+
+
+def _bearer(account: SendGridAccount) -> dict[str, str]:
+    return {"Authorization": f"Bearer {account.api_key.get_secret_value()}"}
+
+
+def quoted(value: str) -> str:
+    """A string literal of the activity query language. SendGrid documents no escape for
+    a quote inside a value; a backslash before `"` and `\\` is the usual SQL-like one."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _first_error(response: httpx.Response) -> dict[str, Any]:
+    errors = json_or_empty(response).get("errors")
+    first = errors[0] if isinstance(errors, list) and errors else None
+    return first if isinstance(first, dict) else {}
 
 
 class SendGrid:
     name = "sendgrid"
     category: Category = "email"
     payload_type = SendEmail
+    # The activity feed shows an accepted mail after a lag SendGrid does not bound (it
+    # points to the Event Webhook for real time): seconds usually, minutes under load.
+    # Ten minutes is conservative on purpose: waiting too little sends a duplicate email,
+    # waiting too long only delays a command whose first attempt already crashed.
+    lookup_settle_seconds = 600.0
 
     def build_request(
         self, command: ConnectorCommand, payload: SendEmail, tenant: Tenant, base_url: str
     ) -> httpx.Request:
-        account = tenant.sendgrid
-        if account is None:
-            raise MissingCredentialsError(f"tenant {tenant.id!r} has no SendGrid account")
+        account = _account(tenant)
         recipient: dict[str, str] = {"email": payload.to}
         if payload.to_name:
             recipient["name"] = payload.to_name
@@ -54,10 +92,52 @@ class SendGrid:
                 "command_id": command.command_id,
             },
         }
-        headers = {"Authorization": f"Bearer {account.api_key.get_secret_value()}"}
         return httpx.Request(
-            "POST", f"{base_url.rstrip('/')}/v3/mail/send", json=body, headers=headers
+            "POST", f"{base_url.rstrip('/')}/v3/mail/send", json=body, headers=_bearer(account)
         )
+
+    def lookup_request(
+        self,
+        command: ConnectorCommand,
+        payload: SendEmail,
+        tenant: Tenant,
+        base_url: str,
+        since: datetime,
+    ) -> httpx.Request:
+        # The key alone: it is the command's, whichever attempt sent it. `since` is not in
+        # the query because the feed only holds recent days anyway.
+        query = f"unique_args['idempotency_key']={quoted(command.idempotency_key)}"
+        return httpx.Request(
+            "GET",
+            f"{base_url.rstrip('/')}/v3/messages",
+            params={"query": query, "limit": str(LOOKUP_LIMIT)},
+            headers=_bearer(_account(tenant)),
+        )
+
+    def read_lookup(
+        self,
+        command: ConnectorCommand,
+        payload: SendEmail,
+        tenant: Tenant,
+        response: httpx.Response,
+        since: datetime,
+    ) -> LookupOutcome:
+        if response.status_code != 200:
+            reason = str(_first_error(response).get("message") or response.reason_phrase or "error")
+            return query_failed(response, reason, None)
+        messages = json_or_empty(response).get("messages")
+        if not isinstance(messages, list):
+            return RetryLater("SendGrid's activity answer has no messages array", 200)
+        if not messages:
+            return NotFound()
+        first = messages[0] if isinstance(messages[0], dict) else {}
+        msg_id = str(first.get("msg_id") or "") or None
+        details = {
+            "status": str(first.get("status") or ""),
+            # The X-Message-Id the send would have answered: msg_id's first part.
+            "message_id": (msg_id or "").split(".", 1)[0],
+        }
+        return Found(msg_id, details)
 
     def auth(self, tenant: Tenant, settings: Settings) -> httpx.Auth | None:
         return None  # credentials travel in build_request's headers
@@ -66,10 +146,7 @@ class SendGrid:
         if response.status_code == 202:
             message_id = response.headers.get("x-message-id")
             return Delivered(message_id, 202, {"message_id": message_id or ""})
-        errors = json_or_empty(response).get("errors")
-        first = (
-            errors[0] if isinstance(errors, list) and errors and isinstance(errors[0], dict) else {}
-        )
+        first = _first_error(response)
         reason = str(first.get("message") or response.reason_phrase or "error")
         field = first.get("field")
         return classify_failure(response, reason, f"field:{field}" if field else None)

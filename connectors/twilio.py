@@ -1,11 +1,32 @@
 """Twilio Programmable Messaging: POST /2010-04-01/Accounts/{sid}/Messages.json.
 
 HTTP Basic with the account SID and auth token, form-encoded To/From/Body.
-Twilio has no idempotency key for sending, so the connector's ledger (the
-compacted results topic) is what keeps a redelivered command from sending twice.
+
+Twilio takes no idempotency key. The connector's ledger (the compacted results
+topic) keeps a command whose result was recorded from being sent again; for an
+attempt in doubt (the worker died between Twilio's answer and the record), the
+lookup asks Twilio itself: it lists this account's messages To the recipient
+From the tenant's number and looks for one with the same body created since the
+attempt began. Two queries, because `DateSent` filters only see messages that
+were sent: a message still `queued`/`accepted` has no DateSent yet.
+
+1. `DateSent>=` the day before the attempt (the filter is day-granular, GMT):
+   every sent message of the window, usually on the first page.
+2. If none matched: the same list without a date filter, read to its last page,
+   which also holds the unsent messages wherever Twilio sorts them (it sorts by
+   DateSent and does not document where a null DateSent goes). A To/From pair has
+   a short history, so this costs a page or two.
+
+The match is exact on the body: Twilio stores the body as sent from a plain From
+number (Messaging Services' smart encoding or link shortening would change it).
 """
 
 from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import Any
 
 import httpx
 
@@ -14,30 +35,133 @@ from connectors.base import (
     Delivered,
     MissingCredentialsError,
     Outcome,
+    RetryLater,
     basic_auth,
     classify_failure,
     json_or_empty,
 )
+from connectors.lookup import Found, LookupOutcome, NextPage, NotFound, as_utc, query_failed
 from hub.settings import Settings
-from hub.tenants import Tenant
+from hub.tenants import Tenant, TwilioAccount
 from schemas.events import ConnectorCommand, SendSms
+
+API_PATH = "/2010-04-01/Accounts/"
+LOOKUP_PAGE_SIZE = 50
+# How far the provider's clock may run behind ours when comparing date_created with `since`.
+CLOCK_SKEW = timedelta(minutes=5)
+# What a phone number may carry besides its digits ("+91 98765-43210").
+_NUMBER_PUNCTUATION = re.compile(r"[\s().-]")
+
+
+def _account(tenant: Tenant) -> TwilioAccount:
+    if tenant.twilio is None:
+        raise MissingCredentialsError(f"tenant {tenant.id!r} has no Twilio account")
+    return tenant.twilio
+
+
+def _auth(account: TwilioAccount) -> dict[str, str]:
+    return basic_auth(account.account_sid, account.auth_token.get_secret_value())
+
+
+def _messages_url(base_url: str, account: TwilioAccount) -> str:
+    return f"{base_url.rstrip('/')}{API_PATH}{account.account_sid}/Messages.json"
+
+
+def _same_number(a: object, b: str) -> bool:
+    return isinstance(a, str) and _NUMBER_PUNCTUATION.sub("", a) == _NUMBER_PUNCTUATION.sub("", b)
+
+
+def _created_since(message: dict[str, Any], since: datetime) -> bool:
+    try:
+        created = parsedate_to_datetime(str(message.get("date_created")))
+    except (TypeError, ValueError):
+        return False
+    return as_utc(created) >= as_utc(since) - CLOCK_SKEW
 
 
 class Twilio:
     name = "twilio"
     category: Category = "sms"
     payload_type = SendSms
+    # Twilio lists a message as soon as it is created: its answer is conclusive at once.
+    lookup_settle_seconds = 0.0
 
     def build_request(
         self, command: ConnectorCommand, payload: SendSms, tenant: Tenant, base_url: str
     ) -> httpx.Request:
-        account = tenant.twilio
-        if account is None:
-            raise MissingCredentialsError(f"tenant {tenant.id!r} has no Twilio account")
-        url = f"{base_url.rstrip('/')}/2010-04-01/Accounts/{account.account_sid}/Messages.json"
+        account = _account(tenant)
         form = {"To": payload.to, "From": account.from_number, "Body": payload.text}
-        auth = basic_auth(account.account_sid, account.auth_token.get_secret_value())
-        return httpx.Request("POST", url, data=form, headers=auth)
+        return httpx.Request(
+            "POST", _messages_url(base_url, account), data=form, headers=_auth(account)
+        )
+
+    def lookup_request(
+        self,
+        command: ConnectorCommand,
+        payload: SendSms,
+        tenant: Tenant,
+        base_url: str,
+        since: datetime,
+    ) -> httpx.Request:
+        day_before = (as_utc(since) - timedelta(days=1)).date()
+        return self._list_request(base_url, _account(tenant), payload, day_before.isoformat())
+
+    def _list_request(
+        self, base_url: str, account: TwilioAccount, payload: SendSms, sent_after: str | None
+    ) -> httpx.Request:
+        params = {"To": payload.to, "From": account.from_number}
+        if sent_after is not None:
+            params["DateSent>"] = sent_after  # on or after that day, GMT
+        params["PageSize"] = str(LOOKUP_PAGE_SIZE)
+        url = _messages_url(base_url, account)
+        return httpx.Request("GET", url, params=params, headers=_auth(account))
+
+    def read_lookup(
+        self,
+        command: ConnectorCommand,
+        payload: SendSms,
+        tenant: Tenant,
+        response: httpx.Response,
+        since: datetime,
+    ) -> LookupOutcome:
+        body = json_or_empty(response)
+        if response.status_code != 200:
+            code = body.get("code")
+            reason = str(body.get("message") or response.reason_phrase or "error")
+            return query_failed(response, reason, str(code) if code is not None else None)
+        messages = body.get("messages")
+        if not isinstance(messages, list):
+            return RetryLater("Twilio's message list has no messages array", 200)
+        for message in messages:
+            if (
+                isinstance(message, dict)
+                and message.get("body") == payload.text
+                and _same_number(message.get("to"), payload.to)
+                and _created_since(message, since)
+            ):
+                sid = message.get("sid")
+                return Found(
+                    str(sid) if sid else None, {"status": str(message.get("status") or "")}
+                )
+        return self._read_on(response, body, payload, tenant)
+
+    def _read_on(
+        self, response: httpx.Response, body: dict[str, object], payload: SendSms, tenant: Tenant
+    ) -> LookupOutcome:
+        """The next page; after the DateSent-filtered list, the unfiltered one (unsent messages)."""
+        # NextPage needs the base URL, which read_lookup is not given: it is the part of
+        # the query's URL before Twilio's own path.
+        url = str(response.request.url)
+        if API_PATH not in url:
+            raise ValueError(f"not an answer to a Twilio message list: {url}")
+        base_url = url[: url.index(API_PATH)]
+        account = _account(tenant)
+        next_page = body.get("next_page_uri")
+        if isinstance(next_page, str) and next_page:
+            return NextPage(httpx.Request("GET", base_url + next_page, headers=_auth(account)))
+        if "DateSent>" in response.request.url.params:
+            return NextPage(self._list_request(base_url, account, payload, None))
+        return NotFound()
 
     def auth(self, tenant: Tenant, settings: Settings) -> httpx.Auth | None:
         return None  # credentials travel in build_request's headers

@@ -65,7 +65,8 @@ class SimulatorClient:
     def requests(self, provider: str | None = None, **match: Any) -> list[dict[str, Any]]:
         """Recorded requests, oldest first.
 
-        Filters: `since_id=N`, `path=<substring of the path>`, body `key=value`.
+        Filters: `since_id=N`, `path=<substring of the path>`, `method=POST` (lookups are
+        GETs on a send's path), body `key=value`.
         """
         params = {k: str(v) for k, v in match.items()}
         if provider is not None:
@@ -108,7 +109,12 @@ class SimulatorClient:
         mode: str = "status",
         delay_seconds: float = 0.0,
         match: dict[str, Any] | None = None,
+        tenant: str | None = None,
+        method: str | None = None,
     ) -> None:
+        """Queue a fault. `mode="hold"` lets the provider act, then holds its answer until
+        `release` (or `delay_seconds`, 30 s when 0); `method` limits it to e.g. POSTs,
+        `tenant` to requests with that tenant's credentials."""
         body: dict[str, Any] = {
             "provider": provider,
             "mode": mode,
@@ -120,7 +126,17 @@ class SimulatorClient:
             body["retry_after"] = retry_after
         if match:
             body["match"] = match
+        if method is not None:
+            body["method"] = method
+        if tenant is not None:
+            body["tenant"] = tenant
         self._json(self._http.post(self._url("/faults"), json=body))
+
+    def effects(self) -> dict[str, list[dict[str, Any]]]:
+        """Every SMS created, mail accepted and order made at the simulators."""
+        return cast(
+            dict[str, list[dict[str, Any]]], self._json(self._http.get(self._url("/effects")))
+        )
 
     def faults(self) -> list[dict[str, Any]]:
         return cast(
@@ -129,6 +145,26 @@ class SimulatorClient:
 
     def clear_faults(self) -> None:
         self._json(self._http.delete(self._url("/faults")))
+
+    def held(self, provider: str | None = None, wait: float = 0.0) -> list[dict[str, Any]]:
+        """Answers held by "hold" faults (recorder id, provider, method, path, body, status...).
+
+        With `wait`, the simulator waits up to that many seconds for a first one to be held.
+        """
+        params: dict[str, str] = {"wait": str(wait)}
+        if provider is not None:
+            params["provider"] = provider
+        response = self._http.get(self._url("/held"), params=params, timeout=wait + 10.0)
+        return cast(list[dict[str, Any]], self._json(response)["held"])
+
+    def release(self, request_id: int) -> bool:
+        """Send a held answer now; False when it is no longer held (sent, timed out, or its
+        client went away)."""
+        response = self._http.post(self._url(f"/held/{request_id}/release"))
+        if response.status_code == 404:
+            return False
+        self._json(response)
+        return True
 
     # --- Razorpay payments and webhooks -------------------------------------
 

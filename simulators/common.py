@@ -7,6 +7,7 @@ import base64
 import binascii
 import json
 import math
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -17,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from hub.tenants import Tenant, TenantDirectory
-from simulators.state import Fault, SimState, lowercase_headers
+from simulators.state import Fault, HeldResponse, RecordedRequest, SimState, lowercase_headers
 
 if TYPE_CHECKING:
     from simulators.razorpay_webhooks import WebhookSender
@@ -28,6 +29,10 @@ RECORD_BODY_LIMIT = 1024 * 1024
 PARSE_BODY_LIMIT = 30 * 1024 * 1024
 # A "timeout" fault without its own delay sleeps this long before answering 504.
 DEFAULT_TIMEOUT_DELAY = 30.0
+# A "hold" fault without its own delay sends its held answer after this long.
+DEFAULT_HOLD_DELAY = 30.0
+# How often a held answer looks for its release or its client's disconnect.
+HOLD_POLL_SECONDS = 0.02
 
 FORM_TYPE = "application/x-www-form-urlencoded"
 # Headers that carry credentials: recorded as "***".
@@ -136,10 +141,54 @@ async def _answer_fault(fault: Fault, spec: ProviderSpec, call: Call, handler: H
     return response
 
 
+async def _await_release(held: HeldResponse, request: Request) -> bool:
+    """Wait for a release or the hold's deadline (True), or the client leaving (False)."""
+    while not held.released.is_set() and time.time() < held.release_at:
+        if await request.is_disconnected():
+            return False
+        await asyncio.sleep(HOLD_POLL_SECONDS)
+    return True
+
+
+async def _hold(
+    state: SimState, fault: Fault, entry: RecordedRequest, call: Call, handler: Handler
+) -> Response:
+    """The provider acts now (message created, mail accepted); its answer waits.
+
+    A client that disconnects meanwhile changes nothing: the effect stays, which
+    is exactly the "provider acted, caller never heard" window tests want.
+    """
+    response = handler(call)
+    delay = fault.delay_seconds if fault.delay_seconds > 0 else DEFAULT_HOLD_DELAY
+    held = state.held.hold(entry, response.status_code, delay)
+    try:
+        if not await _await_release(held, call.request):
+            entry.disconnected_at = time.time()
+    finally:
+        state.held.release(entry.id)  # no longer held, however it ended
+    return response
+
+
+def _record(ctx: SimContext, spec: ProviderSpec, call: Call) -> RecordedRequest:
+    raw, request = call.raw, call.request
+    recorded_body = call.body if len(raw) <= RECORD_BODY_LIMIT else f"<{len(raw)} bytes>"
+    if spec.redact_body is not None:
+        recorded_body = spec.redact_body(recorded_body)
+    return ctx.state.recorder.record(
+        provider=spec.name,
+        method=request.method,
+        path=request.url.path,
+        headers=lowercase_headers(request.headers.items(), masked=MASKED_HEADERS),
+        body=recorded_body,
+        tenant=call.tenant.id if call.tenant else None,
+        query=request.url.query,
+    )
+
+
 def provider_endpoint(
     ctx: SimContext, spec: ProviderSpec, handler: Handler, *, faultable: bool = True
 ) -> Endpoint:
-    """Wrap a provider handler: record the request, apply a queued fault, record the status."""
+    """Wrap a provider handler: record the request, apply a queued fault, record the answer."""
 
     async def endpoint(request: Request) -> Response:
         raw = await request.body()
@@ -147,28 +196,26 @@ def provider_endpoint(
         tenant = spec.authenticate(ctx, request.headers)
         if tenant is None and spec.authenticate_body is not None:
             tenant = spec.authenticate_body(ctx, body)
-        recorded_body = body if len(raw) <= RECORD_BODY_LIMIT else f"<{len(raw)} bytes>"
-        if spec.redact_body is not None:
-            recorded_body = spec.redact_body(recorded_body)
-        entry = ctx.state.recorder.record(
-            provider=spec.name,
-            method=request.method,
-            path=request.url.path,
-            headers=lowercase_headers(request.headers.items(), masked=MASKED_HEADERS),
-            body=recorded_body,
-            tenant=tenant.id if tenant else None,
-        )
         call = Call(request=request, raw=raw, body=body, tenant=tenant)
-        fault = ctx.state.faults.take(spec.name, body) if faultable else None
+        entry = _record(ctx, spec, call)
+        fault = (
+            ctx.state.faults.take(spec.name, body, request.method, tenant.id if tenant else None)
+            if faultable
+            else None
+        )
         try:
             if fault is None:
                 response = handler(call)
+            elif fault.mode == "hold":
+                response = await _hold(ctx.state, fault, entry, call, handler)
             else:
                 response = await _answer_fault(fault, spec, call, handler)
         except Exception:
             entry.response_status = 500
             raise
         entry.response_status = response.status_code
+        if entry.disconnected_at is None:
+            entry.answered_at = time.time()
         return response
 
     return endpoint

@@ -1,9 +1,12 @@
-"""`/_sim/...`: read what providers received, queue faults, pay orders, (re)send webhooks."""
+"""`/_sim/...`: read what providers received, queue faults, release held answers, pay orders,
+(re)send webhooks."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
+import time
 from html import escape
 from typing import Any
 from urllib.parse import parse_qsl
@@ -17,10 +20,24 @@ from simulators.razorpay import rupees
 from simulators.razorpay_webhooks import OUTCOMES, PayError, PayRequest
 from simulators.state import FAULT_MODES, PROVIDERS, Fault
 
-RESERVED_PARAMS = frozenset({"provider", "since_id", "path"})
+RESERVED_PARAMS = frozenset({"provider", "since_id", "path", "method"})
 FAULT_KEYS = frozenset(
-    {"provider", "mode", "status", "times", "retry_after", "delay_seconds", "match"}
+    {
+        "provider",
+        "mode",
+        "status",
+        "times",
+        "retry_after",
+        "delay_seconds",
+        "match",
+        "method",
+        "tenant",
+    }
 )
+HTTP_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
+# The longest `GET /_sim/held?wait=` long-poll, and how often it looks.
+MAX_HELD_WAIT = 60.0
+HELD_POLL_SECONDS = 0.02
 PAY_KEYS = frozenset(
     {"outcome", "method", "error_code", "error_description", "webhook_url", "email", "contact"}
 )
@@ -75,6 +92,12 @@ def parse_fault(data: dict[str, Any]) -> Fault:
     match = data.get("match") or {}
     if not isinstance(match, dict):
         raise BadRequest("match must be an object of body fields")
+    method = data.get("method")
+    if method is not None and (not isinstance(method, str) or method.upper() not in HTTP_METHODS):
+        raise BadRequest(f"method must be one of {', '.join(sorted(HTTP_METHODS))}")
+    tenant = data.get("tenant")
+    if tenant is not None and not isinstance(tenant, str):
+        raise BadRequest("tenant must be a tenant id")
     return Fault(
         provider=provider,
         mode=mode,
@@ -83,6 +106,8 @@ def parse_fault(data: dict[str, Any]) -> Fault:
         retry_after=_number(data, "retry_after", None),
         delay_seconds=_number(data, "delay_seconds", 0.0) or 0.0,
         match=match,
+        method=method.upper() if method else None,
+        tenant=tenant,
     )
 
 
@@ -144,7 +169,11 @@ class Control:
             return fail(400, "since_id must be an integer")
         match = {k: v for k, v in params.items() if k not in RESERVED_PARAMS}
         found = self.state.recorder.list(
-            provider, since_id=since_id, match=match, path=params.get("path") or None
+            provider,
+            since_id=since_id,
+            match=match,
+            path=params.get("path") or None,
+            method=params.get("method") or None,
         )
         return JSONResponse({"requests": [r.to_dict() for r in found]})
 
@@ -164,6 +193,31 @@ class Control:
     async def clear_faults(self, request: Request) -> Response:
         self.state.faults.clear()
         return JSONResponse({"status": "ok"})
+
+    async def list_held(self, request: Request) -> Response:
+        """Answers held by "hold" faults; with `wait=N`, long-poll up to N s for a first one."""
+        provider = request.query_params.get("provider") or None
+        try:
+            wait = min(float(request.query_params.get("wait", "0")), MAX_HELD_WAIT)
+        except ValueError:
+            return fail(400, "wait must be a number of seconds")
+        if not math.isfinite(wait) or wait < 0:
+            return fail(400, "wait must be a finite number >= 0")
+        deadline = time.monotonic() + wait
+        held = self.state.held.list(provider)
+        while not held and time.monotonic() < deadline:
+            await asyncio.sleep(HELD_POLL_SECONDS)
+            held = self.state.held.list(provider)
+        return JSONResponse({"held": [h.summary() for h in held]})
+
+    async def release_held(self, request: Request) -> Response:
+        try:
+            request_id = int(request.path_params["request_id"])
+        except ValueError:
+            return fail(400, "request_id must be an integer")
+        if not self.state.held.release(request_id):
+            return fail(404, f"request {request_id} is not held")
+        return JSONResponse({"released": request_id})
 
     async def reset(self, request: Request) -> Response:
         self.state.reset()
@@ -212,6 +266,32 @@ class Control:
     async def list_webhooks(self, request: Request) -> Response:
         return JSONResponse({"webhooks": [w.summary() for w in self.state.webhooks.values()]})
 
+    async def list_effects(self, request: Request) -> Response:
+        """What the providers did, whoever asked: every SMS created, every mail accepted,
+        every order. What a fault suite counts ("sent once?") without going through
+        the hub's own view of it."""
+        sms = [
+            {"account_sid": sid, **{k: m.resource[k] for k in ("sid", "to", "from", "body")}}
+            for sid, messages in self.state.sms.items()
+            for m in messages
+        ]
+        mails = [
+            {
+                "tenant": tenant,
+                "msg_id": m.msg_id,
+                "to": m.to_email,
+                "subject": m.subject,
+                "unique_args": m.unique_args,
+            }
+            for tenant, items in self.state.mails.items()
+            for m in items
+        ]
+        orders = [
+            {"id": o.id, "tenant": o.tenant, "receipt": o.receipt, "status": o.status}
+            for o in self.state.orders.values()
+        ]
+        return JSONResponse({"sms": sms, "mails": mails, "orders": orders})
+
 
 def routes(ctx: SimContext) -> list[BaseRoute]:
     c = Control(ctx)
@@ -222,7 +302,10 @@ def routes(ctx: SimContext) -> list[BaseRoute]:
         Route("/faults", c.add_fault, methods=["POST"]),
         Route("/faults", c.list_faults, methods=["GET"]),
         Route("/faults", c.clear_faults, methods=["DELETE"]),
+        Route("/held", c.list_held, methods=["GET"]),
+        Route("/held/{request_id}/release", c.release_held, methods=["POST"]),
         Route("/reset", c.reset, methods=["POST"]),
+        Route("/effects", c.list_effects, methods=["GET"]),
         Route("/razorpay/orders/{order_id}", c.get_order, methods=["GET"]),
         Route("/razorpay/orders/{order_id}/pay", c.pay, methods=["POST"]),
         Route("/razorpay/orders/{order_id}/checkout", c.checkout_submit, methods=["POST"]),

@@ -1,4 +1,4 @@
-"""Pure in-memory state of the simulators: recorded requests, faults, orders, webhooks.
+"""Pure in-memory state of the simulators: requests, faults, held answers, messages, orders...
 
 Everything here is plain data plus a few methods that never await, so a single
 asyncio loop can mutate it without further coordination; a lock still guards
@@ -11,7 +11,7 @@ import secrets
 import string
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, get_args
 
@@ -22,8 +22,9 @@ Provider = Literal[
 ]
 PROVIDERS: tuple[Provider, ...] = get_args(Provider)
 
-FaultMode = Literal["status", "timeout", "slow"]
-FAULT_MODES: tuple[FaultMode, ...] = ("status", "timeout", "slow")
+# "hold": the handler runs (the provider acts), then the answer waits for a release.
+FaultMode = Literal["status", "timeout", "slow", "hold"]
+FAULT_MODES: tuple[FaultMode, ...] = get_args(FaultMode)
 
 _ALNUM = string.ascii_letters + string.digits
 
@@ -85,6 +86,11 @@ class RecordedRequest:
     # None only while the request is still being answered (e.g. a "timeout" fault).
     response_status: int | None = None
     tenant: str | None = None
+    query: str = ""
+    # When the answer left (None while it is held or still being computed).
+    answered_at: float | None = None
+    # When the client went away before a held answer was sent (the effect stays).
+    disconnected_at: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -107,6 +113,7 @@ class Recorder:
         headers: dict[str, str],
         body: Any,
         tenant: str | None,
+        query: str = "",
     ) -> RecordedRequest:
         with self._lock:
             entry = RecordedRequest(
@@ -118,6 +125,7 @@ class Recorder:
                 body=body,
                 received_at=time.time(),
                 tenant=tenant,
+                query=query,
             )
             self._next_id += 1
             self._items.append(entry)
@@ -130,8 +138,10 @@ class Recorder:
         since_id: int = 0,
         match: Mapping[str, Any] | None = None,
         path: str | None = None,
+        method: str | None = None,
     ) -> list[RecordedRequest]:
-        """Requests after `since_id`, of `provider`, whose path contains `path`, body `match`."""
+        """Requests after `since_id`, of `provider`, whose path contains `path`, body `match`
+        (and whose HTTP method is `method`: lookups are GETs on the same paths as sends)."""
         with self._lock:
             items = list(self._items)
         return [
@@ -140,6 +150,7 @@ class Recorder:
             if r.id > since_id
             and (provider is None or r.provider == provider)
             and (not path or path in r.path)
+            and (not method or r.method == method.upper())
             and body_matches(r.body, match or {})
         ]
 
@@ -160,6 +171,10 @@ class Fault:
     retry_after: float | None = None
     delay_seconds: float = 0.0
     match: dict[str, Any] = field(default_factory=dict)
+    # Only requests with this HTTP method (None: any), e.g. hold the POST, not the lookup GET.
+    method: str | None = None
+    # Only requests carrying this tenant's credentials (None: any tenant).
+    tenant: str | None = None
     id: int = 0
 
     def to_dict(self) -> dict[str, Any]:
@@ -181,11 +196,18 @@ class FaultQueue:
             self._faults.append(fault)
             return fault
 
-    def take(self, provider: str, body: Any) -> Fault | None:
-        """Consume one use of the oldest fault for `provider` that matches `body`."""
+    def take(
+        self, provider: str, body: Any, method: str | None = None, tenant: str | None = None
+    ) -> Fault | None:
+        """Consume one use of the oldest fault for `provider` that matches the request."""
         with self._lock:
             for fault in self._faults:
-                if fault.provider == provider and body_matches(body, fault.match):
+                if (
+                    fault.provider == provider
+                    and (fault.method is None or method is None or fault.method == method)
+                    and (fault.tenant is None or fault.tenant == tenant)
+                    and body_matches(body, fault.match)
+                ):
                     fault.times -= 1
                     if fault.times <= 0:
                         self._faults.remove(fault)
@@ -199,6 +221,80 @@ class FaultQueue:
     def clear(self) -> None:
         with self._lock:
             self._faults.clear()
+
+
+@dataclass
+class HeldResponse:
+    """A "hold" fault's answer, computed (the provider acted) but not yet sent."""
+
+    entry: RecordedRequest
+    status: int
+    release_at: float
+    released: threading.Event = field(default_factory=threading.Event)
+
+    def summary(self) -> dict[str, Any]:
+        keys = ("id", "provider", "method", "path", "query", "body", "tenant", "received_at")
+        found = {k: getattr(self.entry, k) for k in keys}
+        return {**found, "status": self.status, "release_at": self.release_at}
+
+
+class HeldResponses:
+    """Answers held by "hold" faults, by recorder id; a test releases them one by one.
+
+    Threading primitives, not asyncio ones: the waiting endpoint polls, so a
+    release from any thread or event loop is seen.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held: dict[int, HeldResponse] = {}
+
+    def hold(self, entry: RecordedRequest, status: int, seconds: float) -> HeldResponse:
+        held = HeldResponse(entry=entry, status=status, release_at=time.time() + seconds)
+        with self._lock:
+            self._held[entry.id] = held
+        return held
+
+    def release(self, request_id: int) -> bool:
+        """Let a held answer go; False when that request is not (or no longer) held."""
+        with self._lock:
+            held = self._held.pop(request_id, None)
+        if held is None:
+            return False
+        held.released.set()
+        return True
+
+    def list(self, provider: str | None = None) -> list[HeldResponse]:
+        with self._lock:
+            items = sorted(self._held.values(), key=lambda h: h.entry.id)
+        return [h for h in items if provider is None or h.entry.provider == provider]
+
+    def release_all(self) -> int:
+        with self._lock:
+            items, self._held = list(self._held.values()), {}
+        for held in items:
+            held.released.set()
+        return len(items)
+
+
+@dataclass
+class StoredSms:
+    """A Twilio Message as created; its status is derived from its age when read."""
+
+    resource: dict[str, Any]
+    created: float
+
+
+@dataclass
+class StoredMail:
+    """One recipient of one accepted SendGrid mail, as the Email Activity feed lists it."""
+
+    msg_id: str
+    from_email: str
+    to_email: str
+    subject: str
+    unique_args: dict[str, str]
+    created: float
 
 
 @dataclass
@@ -285,6 +381,12 @@ class SimState:
     payments: dict[str, Payment] = field(default_factory=dict)
     webhooks: dict[str, SentWebhook] = field(default_factory=dict)
     sync: SyncState = field(default_factory=SyncState)
+    held: HeldResponses = field(default_factory=HeldResponses)
+    # Twilio messages by account SID, SendGrid mails by tenant id, oldest first.
+    sms: dict[str, list[StoredSms]] = field(default_factory=dict)
+    mails: dict[str, list[StoredMail]] = field(default_factory=dict)
+    # Seconds since the epoch; tests replace it to freeze or advance message statuses.
+    clock: Callable[[], float] = time.time
 
     def order_by_receipt(self, key_id: str, receipt: str) -> Order | None:
         return next(
@@ -298,6 +400,9 @@ class SimState:
         self.payments.clear()
         self.webhooks.clear()
         self.sync.clear()
+        self.held.release_all()  # nobody waits on a reset simulator
+        self.sms.clear()
+        self.mails.clear()
 
 
 def lowercase_headers(items: Iterable[tuple[str, str]], *, masked: Iterable[str]) -> dict[str, str]:

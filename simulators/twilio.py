@@ -1,4 +1,15 @@
-"""Twilio Programmable Messaging: `POST /2010-04-01/Accounts/{sid}/Messages.json`."""
+"""Twilio Programmable Messaging: send, list and fetch Message resources.
+
+- `POST /2010-04-01/Accounts/{sid}/Messages.json` creates (sends) a message.
+- `GET  /2010-04-01/Accounts/{sid}/Messages.json` lists them, newest first, filtered
+  by To, From, DateSent, DateSent< and DateSent>, paged with PageSize/Page/PageToken
+  in Twilio's envelope (`messages`, `next_page_uri`, `first_page_uri`, ...).
+- `GET  /2010-04-01/Accounts/{sid}/Messages/{MessageSid}.json` fetches one.
+
+Every created message is kept (per account, cleared by a reset); see `view` for its
+status progression. Not simulated: failed/undelivered messages, Messaging Services
+(scheduling, smart encoding), media, deleting or redacting messages.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +17,15 @@ import hmac
 import math
 import re
 import secrets
-from datetime import UTC, datetime
-from email.utils import format_datetime
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from email.utils import format_datetime, parsedate_to_datetime
+from functools import partial
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import urlencode
 
-from starlette.datastructures import Headers
+from starlette.datastructures import Headers, QueryParams
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
@@ -24,10 +38,19 @@ from simulators.common import (
     basic_credentials,
     provider_endpoint,
 )
+from simulators.state import StoredSms
 
 API_VERSION = "2010-04-01"
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 MAX_BODY_CHARS = 1600
+
+# A deterministic status progression by age: "queued" (no date_sent) when created,
+# "sent" SEND_AFTER s later, "delivered" DELIVER_AFTER s after creation.
+SEND_AFTER = 1.0
+DELIVER_AFTER = 3.0
+DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE = 50, 1000
+# The list filters in the order Twilio writes them into its page URIs.
+FILTERS = ("To", "From", "DateSent", "DateSent<", "DateSent>")
 
 # GSM 03.38 basic character set (without the escape) and its extension table,
 # whose characters take two septets each.
@@ -119,9 +142,13 @@ def _validate(fields: dict[str, str]) -> JSONResponse | None:
     return None
 
 
-def message_resource(account_sid: str, fields: dict[str, str]) -> dict[str, Any]:
+def _rfc2822(timestamp: float) -> str:
+    return format_datetime(datetime.fromtimestamp(int(timestamp), UTC))
+
+
+def message_resource(account_sid: str, fields: dict[str, str], created: float) -> dict[str, Any]:
     sid = "SM" + secrets.token_hex(16)
-    now = format_datetime(datetime.now(UTC).replace(microsecond=0))
+    now = _rfc2822(created)
     uri = f"/{API_VERSION}/Accounts/{account_sid}/Messages/{sid}"
     body = fields.get("Body", "")
     return {
@@ -148,13 +175,27 @@ def message_resource(account_sid: str, fields: dict[str, str]) -> dict[str, Any]
     }
 
 
-def _create_message(call: Call) -> Response:
-    tenant = call.tenant
-    if tenant is None or tenant.twilio is None:
-        return auth_error()
-    path_sid = call.request.path_params["account_sid"]
-    if path_sid != tenant.twilio.account_sid:
-        return _not_found(call)
+def view(message: StoredSms, now: float) -> dict[str, Any]:
+    """The message as Twilio would show it `now`: queued, then sent, then delivered.
+
+    Real Twilio moves at the carrier's pace (queued → sending → sent → delivered,
+    or failed/undelivered); here the age alone decides, so tests can freeze the
+    clock (`SimState.clock`) to keep a message queued.
+    """
+    resource = dict(message.resource)
+    age = now - message.created
+    if age >= SEND_AFTER:
+        sent = _rfc2822(message.created + SEND_AFTER)
+        resource.update(status="sent", date_sent=sent, date_updated=sent)
+    if age >= DELIVER_AFTER:
+        resource.update(status="delivered", date_updated=_rfc2822(message.created + DELIVER_AFTER))
+    return resource
+
+
+def _create_message(ctx: SimContext, call: Call) -> Response:
+    account_sid = _account_sid(call)
+    if isinstance(account_sid, Response):
+        return account_sid
     is_form = (
         call.request.headers.get("content-type", "").split(";", maxsplit=1)[0].strip() == FORM_TYPE
     )
@@ -162,7 +203,148 @@ def _create_message(call: Call) -> Response:
     problem = _validate(fields)
     if problem is not None:
         return problem
-    return JSONResponse(message_resource(path_sid, fields), status_code=201)
+    created = ctx.state.clock()
+    resource = message_resource(account_sid, fields, created)
+    ctx.state.sms.setdefault(account_sid, []).append(StoredSms(resource, created))
+    return JSONResponse(resource, status_code=201)
+
+
+def _account_sid(call: Call) -> str | Response:
+    """The path's account SID when the credentials are that account's; else Twilio's error."""
+    tenant = call.tenant
+    if tenant is None or tenant.twilio is None:
+        return auth_error()
+    path_sid = str(call.request.path_params["account_sid"])
+    return path_sid if path_sid == tenant.twilio.account_sid else _not_found(call)
+
+
+# --- reading messages back ----------------------------------------------------------
+
+
+def _filter_date(name: str, value: str) -> date:
+    """A DateSent filter's GMT date. A time part (the SDKs send `…T00:00:00Z`) is accepted
+    and ignored: Twilio documents these filters as YYYY-MM-DD, day-granular."""
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{name} must be a date as YYYY-MM-DD, not {value!r}") from None
+    return (moment.astimezone(UTC) if moment.tzinfo else moment).date()
+
+
+def _int_param(params: QueryParams, name: str, default: int, low: int, high: int) -> int:
+    raw = params.get(name)
+    if raw is None:
+        return default
+    if not raw.isascii() or not raw.isdigit() or not low <= int(raw) <= high:
+        raise ValueError(f"{name} must be an integer from {low} to {high}")
+    return int(raw)
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    filters: dict[str, str]  # as given, echoed into the page URIs
+    page: int
+    page_size: int
+    page_token: str | None
+
+    @classmethod
+    def parse(cls, params: QueryParams) -> ListQuery:
+        filters = {name: params[name] for name in FILTERS if params.get(name)}
+        for name in ("DateSent", "DateSent<", "DateSent>"):
+            if name in filters:
+                _filter_date(name, filters[name])
+        return cls(
+            filters=filters,
+            page=_int_param(params, "Page", 0, 0, 10**9),
+            page_size=_int_param(params, "PageSize", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE),
+            page_token=params.get("PageToken") or None,
+        )
+
+    def matches(self, message: dict[str, Any]) -> bool:
+        f = self.filters
+        if ("To" in f and message["to"] != f["To"]) or (
+            "From" in f and message["from"] != f["From"]
+        ):
+            return False
+        sent = message["date_sent"]
+        if sent is None:  # a message not sent yet has no DateSent to match
+            return not any(name in f for name in FILTERS[2:])
+        day = parsedate_to_datetime(sent).astimezone(UTC).date()
+        return (
+            ("DateSent" not in f or day == _filter_date("DateSent", f["DateSent"]))
+            and ("DateSent<" not in f or day <= _filter_date("DateSent<", f["DateSent<"]))
+            and ("DateSent>" not in f or day >= _filter_date("DateSent>", f["DateSent>"]))
+        )
+
+    def uri(self, path: str, page: int, token: str | None = None) -> str:
+        params = {**self.filters, "PageSize": str(self.page_size), "Page": str(page)}
+        if token is not None:
+            params["PageToken"] = token
+        return f"{path}?{urlencode(params)}"
+
+
+def _page_start(items: list[dict[str, Any]], query: ListQuery) -> int:
+    """Where this page starts: after the PageToken's message ("PA<sid>" reads on, "PB<sid>"
+    reads back), else at Page × PageSize."""
+    token = query.page_token
+    if token is None:
+        return query.page * query.page_size
+    sids = [m["sid"] for m in items]
+    if token[:2] not in ("PA", "PB") or token[2:] not in sids:
+        raise ValueError(f"Invalid PageToken {token!r}")
+    at = sids.index(token[2:])
+    return at + 1 if token.startswith("PA") else max(0, at - query.page_size)
+
+
+def _list_messages(ctx: SimContext, call: Call) -> Response:
+    account_sid = _account_sid(call)
+    if isinstance(account_sid, Response):
+        return account_sid
+    try:
+        query = ListQuery.parse(call.request.query_params)
+        now = ctx.state.clock()
+        # Newest first. Twilio sorts by DateSent with unsent messages first; with an
+        # age-driven status, the unsent ones are always the newest, so creation order is it.
+        views = [view(m, now) for m in reversed(ctx.state.sms.get(account_sid, []))]
+        matching = [m for m in views if query.matches(m)]
+        start = _page_start(matching, query)
+    except ValueError as exc:
+        return error(400, 20001, str(exc))  # Twilio's exact code for a bad filter is unconfirmed
+    items = matching[start : start + query.page_size]
+    path = f"/{API_VERSION}/Accounts/{account_sid}/Messages.json"
+    more = start + len(items) < len(matching)
+    return JSONResponse(
+        {
+            "end": start + max(len(items) - 1, 0),
+            "first_page_uri": query.uri(path, 0),
+            "messages": items,
+            "next_page_uri": query.uri(path, query.page + 1, "PA" + items[-1]["sid"])
+            if more and items
+            else None,
+            "page": query.page,
+            "page_size": query.page_size,
+            "previous_page_uri": query.uri(path, query.page - 1, "PB" + items[0]["sid"])
+            if query.page > 0 and items
+            else None,
+            "start": start,
+            "uri": query.uri(path, query.page, query.page_token),
+        }
+    )
+
+
+def _fetch_message(ctx: SimContext, call: Call) -> Response:
+    account_sid = _account_sid(call)
+    if isinstance(account_sid, Response):
+        return account_sid
+    sid = call.request.path_params["message_sid"]
+    for message in ctx.state.sms.get(account_sid, []):
+        if message.resource["sid"] == sid:
+            return JSONResponse(view(message, ctx.state.clock()))
+    return _not_found(call)
 
 
 def _not_found(call: Call) -> Response:
@@ -172,12 +354,24 @@ def _not_found(call: Call) -> Response:
 
 
 def routes(ctx: SimContext) -> list[BaseRoute]:
+    messages = f"/{API_VERSION}/Accounts/{{account_sid}}/Messages"
     return [
         Route(
-            f"/{API_VERSION}/Accounts/{{account_sid}}/Messages.json",
-            provider_endpoint(ctx, SPEC, _create_message),
+            f"{messages}.json",
+            provider_endpoint(ctx, SPEC, partial(_create_message, ctx)),
             methods=["POST"],
         ),
+        Route(
+            f"{messages}.json",
+            provider_endpoint(ctx, SPEC, partial(_list_messages, ctx)),
+            methods=["GET"],
+        ),
+        Route(
+            f"{messages}/{{message_sid}}.json",
+            provider_endpoint(ctx, SPEC, partial(_fetch_message, ctx)),
+            methods=["GET"],
+        ),
+        # Last: every other path is Twilio's 404.
         Route(
             "/{path:path}",
             provider_endpoint(ctx, SPEC, _not_found, faultable=False),
