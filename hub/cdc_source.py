@@ -1,11 +1,18 @@
-"""`hub cdc source`: Debezium's PostgreSQL connector in a Kafka Connect standalone worker.
+"""`hub cdc source`: Debezium's PostgreSQL connectors in a Kafka Connect standalone worker.
 
 Kafka Connect is how Debezium runs in production, so the change events reach
 Kafka the same way here: JSON envelopes keyed by the row's primary key, on
 `cdc.<source>.<table>.v1` (a RegexRouter renames Debezium's default topics).
-Connect keeps the connector's position (the LSN) in an offsets file under
+Connect keeps each connector's position (the LSN) in an offsets file under
 HUB_HOME, so a restarted source resumes where it stopped; PostgreSQL keeps
 the WAL it has not confirmed in the replication slot meanwhile.
+
+The same worker runs the transactional outbox's relay (producers/outbox.py):
+a second connector, with its own slot and publication, that captures only
+`hub_outbox` and turns each row into the hub event it holds. It is a connector
+of its own because its records are not Debezium's JSON: the key is the
+outbox's string key and the value the payload's raw bytes, so consumers read
+it exactly as a record EventProducer wrote.
 """
 
 from __future__ import annotations
@@ -20,9 +27,13 @@ import httpx
 from hub.local_kafka import DEPLOY_DIR, resolve_classpath
 from hub.settings import Settings
 from hub.topics import cdc_topic
+from producers.outbox import HEADER_COLUMNS
+from producers.outbox import TABLE as OUTBOX_TABLE
 
 DEBEZIUM_DIR = DEPLOY_DIR.parent / "debezium"
 CONNECTOR = "hub-cdc-postgres"
+OUTBOX_CONNECTOR = "hub-outbox-postgres"
+_TOPIC_MATCHES = "org.apache.kafka.connect.transforms.predicates.TopicNameMatches"
 
 
 def _properties(values: dict[str, object]) -> str:
@@ -49,20 +60,26 @@ def worker_properties(settings: Settings, offsets_file: Path) -> str:
     )
 
 
-def connector_properties(settings: Settings) -> str:
+def _database(settings: Settings) -> dict[str, object]:
     dsn = urlsplit(settings.source_dsn)
+    return {
+        "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
+        "tasks.max": 1,
+        "database.hostname": dsn.hostname or "127.0.0.1",
+        "database.port": dsn.port or 5432,
+        "database.user": unquote(dsn.username or "hub"),
+        "database.password": unquote(dsn.password or "hub"),
+        "database.dbname": dsn.path.lstrip("/") or "school_erp",
+    }
+
+
+def connector_properties(settings: Settings) -> str:
     source = settings.cdc_source_name
     tables = ",".join(f"public.{t}" for t in settings.tables)
     return _properties(
         {
             "name": CONNECTOR,
-            "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
-            "tasks.max": 1,
-            "database.hostname": dsn.hostname or "127.0.0.1",
-            "database.port": dsn.port or 5432,
-            "database.user": unquote(dsn.username or "hub"),
-            "database.password": unquote(dsn.password or "hub"),
-            "database.dbname": dsn.path.lstrip("/") or "school_erp",
+            **_database(settings),
             "topic.prefix": source,
             "plugin.name": "pgoutput",
             "slot.name": settings.cdc_slot_name,
@@ -86,14 +103,96 @@ def connector_properties(settings: Settings) -> str:
     )
 
 
-def status_url(settings: Settings) -> str:
-    return f"http://127.0.0.1:{settings.cdc_connect_port}/connectors/{CONNECTOR}/status"
+def outbox_prefix(settings: Settings) -> str:
+    """Debezium's topic prefix (and logical server name) for the relay.
+
+    Only the predicates see the topic it names (`<prefix>.public.hub_outbox`):
+    the router renames every outbox record to its event's topic."""
+    return f"{settings.cdc_source_name}-outbox"
 
 
-def streaming(settings: Settings) -> bool:
-    """Connect says the connector and its task are RUNNING."""
+def outbox_connector_properties(settings: Settings) -> str:
+    """The relay: one Kafka record per outbox row, as EventProducer would have written it."""
+    prefix = outbox_prefix(settings)
+    raw_topic = rf"{prefix}\\.public\\.{OUTBOX_TABLE}"
+    heartbeats = rf"__debezium-heartbeat\\.{prefix}"
+    headers = ",".join(f"{column}:header:hub.{name}" for column, name in HEADER_COLUMNS.items())
+    return _properties(
+        {
+            "name": OUTBOX_CONNECTOR,
+            **_database(settings),
+            "topic.prefix": outbox_prefix(settings),
+            "plugin.name": "pgoutput",
+            "slot.name": settings.outbox_slot_name,
+            "publication.name": settings.outbox_slot_name,
+            "publication.autocreate.mode": "filtered",
+            "table.include.list": f"public.{OUTBOX_TABLE}",
+            # The table is empty by design (each row is deleted in the transaction
+            # that wrote it), so there is nothing to snapshot: every event is in
+            # the WAL the slot has kept since it was created (install_outbox).
+            "snapshot.mode": "no_data",
+            # Debezium confirms an LSN to the slot only when a record at or past it
+            # reached Kafka; with the outbox quiet and the ERP busy, no outbox record
+            # does, and the slot would hold ever more WAL. Each heartbeat writes a
+            # logical message (no table needed) whose LSN the next heartbeat carries.
+            "heartbeat.interval.ms": 10_000,
+            "heartbeat.action.query": (
+                "SELECT pg_logical_emit_message(false, 'hub-outbox-heartbeat', now()::text)"
+            ),
+            "poll.interval.ms": 50,
+            "binary.handling.mode": "bytes",
+            # No tombstones for the outbox's DELETEs (the router would drop them anyway).
+            "tombstones.on.delete": "false",
+            # Only the hub's headers and the router's `id`, no __debezium.context.* ones.
+            "extended.headers.enabled": "false",
+            # Key: aggregateid as UTF-8, which Kafka's default partitioner hashes
+            # with murmur2, exactly as the hub's producers do (hub/kafka.py), so an
+            # invoice's relayed events share a partition with everything else about it.
+            "key.converter": "org.apache.kafka.connect.storage.StringConverter",
+            # Value: the payload column's bytes as they are (JsonConverter would base64
+            # them); the heartbeats, which are structs, as JSON.
+            "value.converter": "io.debezium.converters.BinaryDataConverter",
+            "value.converter.delegate.converter.type": (
+                "org.apache.kafka.connect.json.JsonConverter"
+            ),
+            "value.converter.delegate.converter.type.schemas.enable": "false",
+            "header.converter": "org.apache.kafka.connect.storage.StringConverter",
+            "topic.creation.default.replication.factor": 1,
+            "topic.creation.default.partitions": settings.topic_partitions,
+            # Drop what is neither an outbox row nor a heartbeat (such as the logical
+            # messages the heartbeat writes). Heartbeats must reach Kafka: Connect
+            # commits no offset for a dropped record, so only they move the slot's LSN.
+            "transforms": "relayedOnly,outbox",
+            "transforms.relayedOnly.type": "org.apache.kafka.connect.transforms.Filter",
+            "transforms.relayedOnly.predicate": "isRelayed",
+            "transforms.relayedOnly.negate": "true",
+            "transforms.outbox.type": "io.debezium.transforms.outbox.EventRouter",
+            "transforms.outbox.predicate": "isOutbox",
+            "transforms.outbox.route.by.field": "aggregatetype",
+            "transforms.outbox.route.topic.replacement": "${routedByValue}",
+            "transforms.outbox.table.field.event.id": "id",
+            "transforms.outbox.table.field.event.key": "aggregateid",
+            "transforms.outbox.table.field.event.payload": "payload",
+            "transforms.outbox.table.fields.additional.placement": headers,
+            "transforms.outbox.table.expand.json.payload": "false",
+            # Rows are only ever inserted (and deleted); an UPDATE is a bug to log loudly.
+            "transforms.outbox.table.op.invalid.behavior": "error",
+            "predicates": "isOutbox,isRelayed",
+            "predicates.isOutbox.type": _TOPIC_MATCHES,
+            "predicates.isOutbox.pattern": raw_topic,
+            "predicates.isRelayed.type": _TOPIC_MATCHES,
+            "predicates.isRelayed.pattern": f"{raw_topic}|{heartbeats}",
+        }
+    )
+
+
+def status_url(settings: Settings, connector: str = CONNECTOR) -> str:
+    return f"http://127.0.0.1:{settings.cdc_connect_port}/connectors/{connector}/status"
+
+
+def _running(settings: Settings, connector: str) -> bool:
     try:
-        status = httpx.get(status_url(settings), timeout=2).json()
+        status = httpx.get(status_url(settings, connector), timeout=2).json()
     except (httpx.HTTPError, ValueError):
         return False
     tasks = status.get("tasks") or []
@@ -104,6 +203,11 @@ def streaming(settings: Settings) -> bool:
     )
 
 
+def streaming(settings: Settings) -> bool:
+    """Connect says both connectors (CDC and the outbox relay) and their tasks are RUNNING."""
+    return all(_running(settings, name) for name in (CONNECTOR, OUTBOX_CONNECTOR))
+
+
 def run_source(settings: Settings, heap: str = "512m") -> NoReturn:
     """Replace this process with the Connect worker (so signals reach the JVM directly)."""
     workdir = settings.home / "cdc" / f"{settings.cdc_source_name}-{settings.cdc_slot_name}"
@@ -111,8 +215,11 @@ def run_source(settings: Settings, heap: str = "512m") -> NoReturn:
     classpath = resolve_classpath(settings.home, DEBEZIUM_DIR)
     worker = workdir / "worker.properties"
     connector = workdir / "connector.properties"
+    relay = workdir / "outbox.properties"
+    # One offsets file for both: Connect keys each position by connector name.
     worker.write_text(worker_properties(settings, workdir / "offsets.dat"))
     connector.write_text(connector_properties(settings))
+    relay.write_text(outbox_connector_properties(settings))
     argv = [
         "java",
         f"-Xms{heap}",
@@ -124,5 +231,6 @@ def run_source(settings: Settings, heap: str = "512m") -> NoReturn:
         "org.apache.kafka.connect.cli.ConnectStandalone",
         str(worker),
         str(connector),
+        str(relay),
     ]
     os.execvp("java", argv)  # noqa: S606, S607 - argv is built here

@@ -1,6 +1,7 @@
 """The seed's fee-payment story, played against a running hub, step by step with latencies.
 
-Fee module: invoice -> payment request -> Razorpay order + payment URL
+Fee module: invoice row + Invoice + PaymentRequested, one ERP transaction (outbox)
+-> Debezium relays the events to Kafka -> Razorpay order + payment URL
 Parent pays -> signed webhook -> ingress -> Kafka -> invoice PAID
 -> SMS (Twilio) and email receipt (SendGrid)
 """
@@ -13,11 +14,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
+
+from hub import erp
 from hub.observe import TopicWatcher
 from hub.settings import Settings
-from hub.topics import INVOICE_STATUS, PAYMENT_ORDERS, PAYMENTS_RECORDED
+from hub.topics import INVOICE_STATUS, INVOICES, PAYMENT_ORDERS, PAYMENTS_RECORDED
 from processors.messages import format_money
-from producers import EventProducer
 from schemas.events import (
     Contact,
     EventHeader,
@@ -39,6 +43,12 @@ class Step:
     latency_ms: float
 
 
+# The invoice is for the ERP's seeded student (its row must exist: invoices
+# reference students); each play gets its own invoice and parent contact, so
+# the simulators' requests of one play are told apart from another's.
+STUDENT = erp.SEED_STUDENTS[0]
+
+
 @dataclass(frozen=True)
 class Family:
     invoice_id: str
@@ -51,7 +61,7 @@ class Family:
         tag = secrets.token_hex(3).upper()
         return cls(
             f"INV-{date.today():%Y}-{tag}",
-            f"STU-{tag}",
+            str(STUDENT["id"]),
             f"+9198{secrets.randbelow(10**8):08d}",
             f"sharma.{tag.lower()}@parents.example",
         )
@@ -84,42 +94,30 @@ class FeePaymentStory:
 
     def play(self, outcome: str = "captured", amount_minor: int = 50_000_00) -> list[Step]:
         family = Family.new()
-        with (
-            TopicWatcher(
-                self.settings, [PAYMENT_ORDERS, INVOICE_STATUS, PAYMENTS_RECORDED]
-            ) as watch,
-            EventProducer(self.settings, client_id="fee-module-demo") as fees,
-        ):
-            invoice = self._publish_invoice(fees, family, amount_minor)
-            order = self._request_payment(fees, watch, invoice)
+        engine = erp.engine_for(self.settings.source_dsn)
+        with TopicWatcher(
+            self.settings, [INVOICES, PAYMENT_ORDERS, INVOICE_STATUS, PAYMENTS_RECORDED]
+        ) as watch:
+            invoice, request = self._fee_events(family, amount_minor)
+            committed = self._save_invoice(engine, invoice, request)
+            self._await_relay(watch, invoice, committed)
+            order = self._await_order(watch, request, committed)
             paid_at = self._pay(order, outcome)
             self._await_outcome(watch, invoice, outcome, paid_at)
             self._await_messages(family, outcome, paid_at)
         return self.steps
 
-    def _publish_invoice(self, fees: EventProducer, family: Family, amount: int) -> Invoice:
+    def _fee_events(self, family: Family, amount: int) -> tuple[Invoice, PaymentRequested]:
         invoice = Invoice(
             header=EventHeader.new(Invoice.EVENT_TYPE, self.tenant, source="fee-module"),
             invoice_id=family.invoice_id,
             student_id=family.student_id,
-            student_name="Rohan Sharma",
+            student_name=str(STUDENT["name"]),
             description="Term 1 fees",
             amount_minor=amount,
             due_date=date.today() + timedelta(days=14),
             parent=Contact(name="Mrs. Sharma", phone=family.phone, email=family.email),
         )
-        started = time.perf_counter()
-        fees.publish_and_wait(invoice)
-        self._step(
-            "Fee module published the invoice",
-            f"{invoice.invoice_id}: {format_money(amount, 'INR')}, Term 1 fees, Rohan Sharma",
-            started,
-        )
-        return invoice
-
-    def _request_payment(
-        self, fees: EventProducer, watch: TopicWatcher, invoice: Invoice
-    ) -> PaymentOrderResult:
         request = PaymentRequested(
             header=invoice.header.caused(PaymentRequested.EVENT_TYPE, source="fee-module"),
             invoice_id=invoice.invoice_id,
@@ -129,15 +127,50 @@ class FeePaymentStory:
             amount_minor=invoice.amount_minor,
             parent=invoice.parent,
         )
+        return invoice, request
+
+    def _save_invoice(self, engine: Engine, invoice: Invoice, request: PaymentRequested) -> float:
+        """The fee module's one transaction; returns when it committed (perf_counter)."""
         started = time.perf_counter()
-        fees.publish_and_wait(request)
+        try:
+            erp.issue_invoice(engine, invoice, request)
+        except IntegrityError as exc:
+            raise StoryFailedError(
+                f"the ERP refused the invoice (is student {invoice.student_id} seeded? "
+                f"`hub postgres up` seeds it): {exc.orig}"
+            ) from exc
+        self._step(
+            "Fee module saved the invoice and its event (outbox)",
+            f"{invoice.invoice_id}: {format_money(invoice.amount_minor, 'INR')}, "
+            f"{invoice.description}, {invoice.student_name}; the invoice row, Invoice and "
+            "PaymentRequested in one ERP transaction",
+            started,
+        )
+        return time.perf_counter()
+
+    def _await_relay(self, watch: TopicWatcher, invoice: Invoice, committed: float) -> None:
+        watch.wait_for(
+            Invoice,
+            lambda e: e.header.event_id == invoice.header.event_id,
+            topic=INVOICES,
+            timeout=self.timeout,
+        )
+        self._step(
+            "Debezium relayed the events from the WAL to Kafka",
+            f"Invoice on {INVOICES}, key {invoice.key()}",
+            committed,
+        )
+
+    def _await_order(
+        self, watch: TopicWatcher, request: PaymentRequested, committed: float
+    ) -> PaymentOrderResult:
         order = watch.wait_for(
             PaymentOrderResult, lambda r: r.request_id == request.request_id, timeout=self.timeout
         )[0]
         if order.status is not OrderStatus.CREATED or not order.order_id:
             raise StoryFailedError(f"no order: {order.error_code} {order.error_message}")
         self._step(
-            "Razorpay order created", f"{order.order_id}; pay at {order.payment_url}", started
+            "Razorpay order created", f"{order.order_id}; pay at {order.payment_url}", committed
         )
         return order
 

@@ -2,7 +2,9 @@
 
 Any PostgreSQL works as the CDC source; this schema is what `make run` and the
 tests change. REPLICA IDENTITY FULL makes every update and delete carry the
-whole old row, so the CDC consumer can say old -> new per field.
+whole old row, so the CDC consumer can say old -> new per field. The ERP's fee
+module publishes its events through the transactional outbox (`hub_outbox`,
+producers/outbox.py), which lives in this database beside the invoices.
 """
 
 from __future__ import annotations
@@ -28,6 +30,10 @@ from sqlalchemy import (
     text,
     update,
 )
+
+from hub.settings import Settings
+from producers.outbox import install_outbox, write_event
+from schemas.events import Event, Invoice
 
 metadata = MetaData()
 
@@ -105,8 +111,10 @@ def engine_for(dsn: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
-def install(engine: Engine, seed: bool = True) -> None:
-    """Create the tables (if missing), set REPLICA IDENTITY FULL, add the seed rows once."""
+def install(engine: Engine, seed: bool = True, *, outbox_slot: str | None = None) -> None:
+    """Create the tables (if missing), set REPLICA IDENTITY FULL, add the seed rows once;
+    create the outbox and its relay's replication slot (`outbox_slot`, by default
+    HUB_OUTBOX_SLOT_NAME), so no event is lost even before the relay first runs."""
     metadata.create_all(engine)
     with engine.begin() as conn:
         for table in TABLES:
@@ -114,6 +122,9 @@ def install(engine: Engine, seed: bool = True) -> None:
         if seed and conn.execute(select(func.count()).select_from(students)).scalar_one() == 0:
             conn.execute(insert(students), SEED_STUDENTS)
             conn.execute(insert(guardians), SEED_GUARDIANS)
+    # Read now, not cached: callers pass only the engine, and the slot must be
+    # the one `hub cdc source` (same environment) will stream from.
+    install_outbox(engine, slot_name=outbox_slot or Settings().outbox_slot_name)
 
 
 def insert_student(engine: Engine, row: dict[str, Any]) -> None:
@@ -133,3 +144,28 @@ def update_student(engine: Engine, student_id: str, **values: Any) -> None:
 def delete_students(engine: Engine, ids: Iterable[str]) -> None:
     with engine.begin() as conn:
         conn.execute(students.delete().where(students.c.id.in_(list(ids))))
+
+
+def issue_invoice(engine: Engine, invoice: Invoice, *events: Event) -> None:
+    """What the ERP's fee module does on issuing an invoice: the `invoices` row, the
+    Invoice event and any further events (its PaymentRequested), in ONE transaction.
+
+    Either the invoice and its events are all committed, or none is; the outbox
+    relay publishes the events only after the commit.
+    """
+    with engine.begin() as conn:
+        conn.execute(
+            insert(invoices),
+            [
+                {
+                    "id": invoice.invoice_id,
+                    "student_id": invoice.student_id,
+                    "description": invoice.description,
+                    "amount_minor": invoice.amount_minor,
+                    "currency": invoice.currency,
+                    "due_date": invoice.due_date,
+                }
+            ],
+        )
+        for event in (invoice, *events):
+            write_event(conn, event)
