@@ -1,9 +1,9 @@
 """Thin confluent-kafka wrappers: client config, awaitable delivery, record headers.
 
-Every producer here partitions keys with murmur2, as Java clients and faust
-(aiokafka) do. librdkafka's default (CRC32) would put one key on different
-partitions depending on who wrote it, and the processors' tables, which are
-partitioned like their input topics, would split one invoice's state in two.
+Every producer here partitions keys with murmur2, as Java clients (Kafka
+Connect, so Debezium) do. librdkafka's default (CRC32) would put one key on
+different partitions depending on who wrote it, and the stages' state, which
+is partitioned like its input topics, would split one invoice's state in two.
 """
 
 from __future__ import annotations
@@ -40,7 +40,14 @@ def producer_config(settings: Settings, client_id: str, **overrides: Any) -> dic
     }
 
 
-def consumer_config(settings: Settings, group_id: str, **overrides: Any) -> dict[str, Any]:
+def consumer_config(
+    settings: Settings, group_id: str, *, static: bool = False, **overrides: Any
+) -> dict[str, Any]:
+    """`static`: a member with a fixed identity (KIP-345). A restarted instance takes
+    its old place at once instead of waiting for the group to time the dead
+    member out; the session timeout bounds how long a member that never comes
+    back keeps its partitions."""
+    identity = {"group.instance.id": f"{group_id}-{settings.instance_id}"} if static else {}
     return {
         "bootstrap.servers": settings.bootstrap_servers,
         "group.id": group_id,
@@ -49,6 +56,11 @@ def consumer_config(settings: Settings, group_id: str, **overrides: Any) -> dict
         "enable.auto.commit": False,
         "auto.offset.reset": "earliest",
         "isolation.level": "read_committed",
+        # Heartbeats come from librdkafka's own thread, not the processing loop,
+        # so a short session only detects dead processes sooner.
+        "session.timeout.ms": 10_000,
+        "heartbeat.interval.ms": 1_000,
+        **identity,
         **overrides,
     }
 
@@ -90,6 +102,9 @@ class Record:
     key: bytes | str | None
     value: bytes | None  # None: a tombstone
     headers: Headers
+    # Set where a record must sit beside its input (a stage's state, a ledger
+    # entry): the same partition number as the record that caused it.
+    partition: int | None = None
 
 
 def event_record(codec: Codec, topic: str, event: Event, key: bytes | str | None = None) -> Record:
@@ -209,50 +224,72 @@ _ELECTION_ERRORS = frozenset(
 )
 
 
-def read_to_end(
-    settings: Settings,
-    topic: str,
-    partitions: list[int] | None = None,
-    *,
-    timeout: float = 60.0,
-) -> Iterator[Message]:
-    """Every committed record of `topic` (or of some partitions), oldest first, up to
-    its end when called. Reads without joining a group; commits nothing.
-
-    The end is found by partition EOF, not by offset: the last offsets of a
-    transactionally written topic are commit markers no consumer ever sees.
-    """
-    consumer = Consumer(
+def _reader(settings: Settings, isolation: str) -> Consumer:
+    return Consumer(
         {
             "bootstrap.servers": settings.bootstrap_servers,
             "group.id": f"hub-reader-{uuid.uuid4().hex}",
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
-            "isolation.level": "read_committed",
+            "isolation.level": isolation,
             "enable.partition.eof": True,
         }
     )
+
+
+def high_watermarks(
+    settings: Settings, topic: str, partitions: list[int] | None = None
+) -> dict[int, tuple[int, int]]:
+    """partition -> (low, high) as the log has them, open transactions included.
+
+    A read_committed consumer reports the last stable offset as the high mark,
+    which stops short of a transaction still being decided."""
+    consumer = _reader(settings, "read_uncommitted")
     try:
         if partitions is None:
             metadata = consumer.list_topics(topic, timeout=10).topics[topic]
             partitions = sorted(metadata.partitions)
-        remaining = set()
-        start = []
-        for partition in partitions:
-            low, high = watermarks(consumer, topic, partition)
-            if high > low:
-                remaining.add(partition)
-                start.append(TopicPartition(topic, partition, low))
-        consumer.assign(start)
+        return {p: watermarks(consumer, topic, p) for p in partitions}
+    finally:
+        consumer.close()
+
+
+def read_to_end(
+    settings: Settings,
+    topic: str,
+    partitions: list[int] | None = None,
+    *,
+    start: dict[int, int] | None = None,
+    timeout: float = 60.0,
+) -> Iterator[Message]:
+    """Every committed record of `topic` (or of some partitions, from `start` offsets),
+    oldest first, up to the log's high watermark when called. Reads without
+    joining a group; commits nothing.
+
+    The end is the high watermark, not the last stable offset: a transaction
+    open below it (its commit marker on the way) is waited for, so a state
+    topic read here holds every write a committed transaction made. The end is
+    recognised by partition EOF at or past the mark, since the last offsets of
+    a transactional topic are commit markers no consumer ever sees.
+    """
+    marks = high_watermarks(settings, topic, partitions)
+    first = {p: max(low, (start or {}).get(p, low)) for p, (low, _high) in marks.items()}
+    remaining = {p: high for p, (_low, high) in marks.items() if high > first[p]}
+    if not remaining:
+        return
+    consumer = _reader(settings, "read_committed")
+    try:
+        consumer.assign([TopicPartition(topic, p, first[p]) for p in remaining])
         deadline = time.monotonic() + timeout
         while remaining and time.monotonic() < deadline:
             for msg in consume_batch(consumer, 1000, 0.5):
                 error = msg.error()
-                if error is not None:
-                    if error.code() == KafkaError._PARTITION_EOF:
-                        remaining.discard(msg.partition() or 0)
-                    continue
-                yield msg
+                if error is None:
+                    yield msg
+                elif error.code() == KafkaError._PARTITION_EOF:
+                    partition = msg.partition() or 0
+                    if (msg.offset() or 0) >= remaining.get(partition, 0):
+                        remaining.pop(partition, None)
         if remaining:
             raise TimeoutError(
                 f"{topic} partitions {sorted(remaining)} not read to the end in {timeout:.0f}s"

@@ -87,7 +87,7 @@ def configure_logging(level: str = "INFO", fmt: str = "json", component: str = "
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         cache_logger_on_first_use=True,
     )
-    # Libraries (faust, uvicorn, httpx) log through the standard library; render
+    # Libraries (uvicorn, httpx) log through the standard library; render
     # their lines as the same JSON so one parser reads every component's log.
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(

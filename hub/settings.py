@@ -36,6 +36,11 @@ class Settings(BaseSettings):
     kafka_controller_port: int = 19093
     kafka_heap: str = "768m"
     topic_partitions: int = 3
+    # HUB_TOPIC_REPLICATION_FACTOR: replicas per partition of each catalog topic
+    # apply_catalog creates (an existing topic keeps its own). 1 for the single
+    # local broker; 3 on a cluster of three or more brokers, whose
+    # min.insync.replicas=2 then lets acks=all writes survive losing one broker.
+    topic_replication_factor: int = Field(default=1, ge=1)
     schema_registry_url: str | None = None
 
     # --- Webhook ingress ---------------------------------------------------
@@ -82,6 +87,10 @@ class Settings(BaseSettings):
     retry_tiers: dict[str, list[float]] = Field(default_factory=lambda: dict(DEFAULT_TIERS))
     connector_concurrency: int = 32
     connector_batch_size: int = 200
+    # How long after an attempt a provider's record of it is complete, so that
+    # "no trace of it" means it never happened (per provider, JSON; default:
+    # each adapter's own: Twilio 0, SendGrid's activity feed 600 s).
+    lookup_settle_seconds: dict[str, float] = Field(default_factory=dict)
 
     # --- Processors --------------------------------------------------------
     # Razorpay retries a webhook for 24 h; keep seen event ids for three days.
@@ -109,12 +118,22 @@ class Settings(BaseSettings):
     cdc_tables: str = "students,guardians,invoices"
     cdc_tenant: str = "greenwood"
     cdc_slot_name: str = "hub_erp"
+    # The transactional outbox's relay (a second Debezium connector in the same
+    # worker) reads the ERP database through its own replication slot and
+    # publication, both named this (PostgreSQL's rule for slot names).
+    outbox_slot_name: str = Field(default="hub_outbox", pattern=r"^[a-z0-9_]{1,63}$")
     cdc_connect_port: int = 18083  # Kafka Connect's REST API (status), 127.0.0.1 only
     sync_mapping_file: Path | None = None
 
     # --- Simulators (local development and tests only) ---------------------
     simulator_host: str = "127.0.0.1"
     simulator_port: int = 8099
+
+    # --- Instances -----------------------------------------------------------
+    # Tells apart instances of one component (a second processors process, a
+    # StatefulSet's pods). Transactional ids derive from it, so it must be
+    # stable across restarts of one instance and distinct between instances.
+    instance_id: str = "0"
 
     # --- Logging -----------------------------------------------------------
     log_level: str = "INFO"

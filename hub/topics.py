@@ -4,12 +4,12 @@ Naming convention: `<domain>.<stream>.v<major>`: lowercase, dots between parts,
 hyphens inside a part. `<major>` changes only with an incompatible schema
 change, which means a new topic and a migration, never an in-place rewrite.
 Connector topics are `connector.<provider>.commands.v1` / `.results.v1`;
-dead-letter topics are `dlq.<stage>.v1`. Faust's own changelog topics follow
-faust's convention, `<app id>-<table>-changelog`.
+dead-letter topics are `dlq.<stage>.v1`; a stage's state tables are
+`hub.state.<table>.v1`.
 
 Every per-entity stream is keyed `<tenant>:<entity id>` so one entity's events
-stay in order on one partition. Topics a faust table joins must share one
-partition count; the catalog gives all of them the same one.
+stay in order on one partition. A stage's inputs and its state topics must
+share one partition count; the catalog gives all of them the same one.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from hub.settings import Settings
 
 DAY_MS = 24 * 3600 * 1000
+LEDGER_RETENTION_DAYS = 35
 
 # Providers with a connector worker. tests/connectors/test_registry.py proves this
 # matches the adapter registry.
@@ -68,16 +69,23 @@ def results_topic(provider: str) -> str:
     return f"connector.{provider}.results.v1"
 
 
-# The processors' faust app and its tables: their changelog topics are in the
-# catalog so they exist before faust starts (faust creating them itself races
-# its own metadata refresh on a busy broker, and a table without its
-# changelog fails every record).
-PROCESSORS_APP = "hub-processors"
-PROCESSOR_TABLES = ("seen-webhooks", "invoices", "order-links", "parked-payments")
+def ledger_topic(provider: str) -> str:
+    return f"connector.{provider}.ledger.v1"
 
 
-def changelog_topic(table: str) -> str:
-    return f"{PROCESSORS_APP}-{table}-changelog"
+# The processors' consumer group and the stages' tables. Each table's state is
+# a compacted topic written in the same transaction as the outputs it goes with.
+PROCESSORS_GROUP = "hub-processors"
+SEEN_WEBHOOKS = "seen-webhooks"
+INVOICE_STATES = "invoices"
+ORDER_LINK_STATES = "order-links"
+PARKED_PAYMENTS = "parked-payments"
+CDC_ROWS = "cdc-rows"
+STATE_TABLES = (SEEN_WEBHOOKS, INVOICE_STATES, ORDER_LINK_STATES, PARKED_PAYMENTS, CDC_ROWS)
+
+
+def table_topic(table: str) -> str:
+    return f"hub.state.{table}.v1"
 
 
 def cdc_topic(source: str, table: str) -> str:
@@ -229,14 +237,25 @@ def _connector_topics(provider: str, tiers: list[float]) -> list[TopicSpec]:
             _ns("ConnectorCommand"),
             f"calls for the {provider} connector to make",
         ),
-        # Compacted: the newest result per idempotency key is the connector's
-        # ledger of what was already delivered.
         TopicSpec(
             results_topic(provider),
             "<tenant>:<idempotency key>",
             _ns("ConnectorResult"),
             f"outcome of every {provider} command",
+            retention_ms=30 * DAY_MS,
+        ),
+        # Compacted: the newest entry per idempotency key (and order mark per
+        # ordering key), on the command's partition. Kept longer than dead
+        # letters (30 days), so a dead letter replayed on day 29 still finds
+        # its delivery.
+        TopicSpec(
+            ledger_topic(provider),
+            "k:<tenant>:<idempotency key> | o:<tenant>:<ordering key>",
+            "json",
+            f"the {provider} connector's ledger: intents, deliveries, order marks",
+            retention_ms=LEDGER_RETENTION_DAYS * DAY_MS,
             cleanup_policy="compact,delete",
+            encoding="json",
         ),
     ]
 
@@ -278,17 +297,19 @@ def _dead_letter_topics() -> list[TopicSpec]:
     ]
 
 
-def _changelog_topics() -> list[TopicSpec]:
+def _state_topics() -> list[TopicSpec]:
+    # Partition p holds the state of input partition p (the runner writes it
+    # there explicitly), so these share the catalog's partition count.
     return [
         TopicSpec(
-            changelog_topic(table),
-            "the table's key",
-            "faust-json",
-            f"changelog of the processors' {table} table",
+            table_topic(table),
+            "the table's key (the input record's key)",
+            "json",
+            f"state of the {table} table, written with the outputs it goes with",
             cleanup_policy="compact",
-            encoding="faust-json",
+            encoding="json",
         )
-        for table in PROCESSOR_TABLES
+        for table in STATE_TABLES
     ]
 
 
@@ -333,7 +354,7 @@ def catalog(
     """Every topic; tier topics follow the retry tiers configured (HUB_RETRY_TIERS),
     CDC topics the captured source and tables (HUB_CDC_SOURCE_NAME, HUB_CDC_TABLES)."""
     tiers = retry_tiers or DEFAULT_TIERS
-    specs = _business_topics() + _changelog_topics() + _cdc_topics(*cdc)
+    specs = _business_topics() + _state_topics() + _cdc_topics(*cdc)
     for provider in CONNECTOR_PROVIDERS:
         specs += _connector_topics(provider, tiers.get(provider, tiers.get("default", [])))
     return specs + _dead_letter_topics()

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
+from hub.kafka import Record, event_record
+from schemas.codec import Codec
 from schemas.events import Event
 
 
@@ -18,3 +21,7 @@ class Emit:
     @property
     def record_key(self) -> str:
         return self.key or self.event.key()
+
+
+def to_records(codec: Codec, emits: Iterable[Emit]) -> list[Record]:
+    return [event_record(codec, e.topic, e.event, e.record_key) for e in emits]

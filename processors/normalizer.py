@@ -4,62 +4,62 @@ The dedup table remembers each webhook's `<provider>:<tenant>:<event id>` (the
 raw topic's key, so it is partitioned exactly like its input) with the time
 it was first seen, and forgets it after HUB_DEDUP_RETENTION_HOURS. Providers
 retry one event for a day (Razorpay: 24 h), well inside the default 72 h.
+The entry and the payment event it goes with are written in one transaction:
+a webhook is never "seen" without its event.
 """
 
 from __future__ import annotations
 
-import time
-from typing import Any
-
-import faust
 import structlog
+from confluent_kafka import Message
 
+from hub.kafka import Record
 from hub.settings import Settings
-from hub.topics import PAYMENT_EVENTS, PROCESSOR_TABLES, RAW_WEBHOOKS
-from processors.emit import Emit
+from hub.topics import PAYMENT_EVENTS, RAW_WEBHOOKS, SEEN_WEBHOOKS
+from processors.emit import Emit, to_records
 from processors.normalize import expired, is_duplicate, normalize
-from processors.stage import Stage
+from processors.runner import Stage, StepContext
+from schemas.codec import Codec
 from schemas.events import RawWebhook, decode_as
 
 log = structlog.get_logger("processors.normalizer")
 
-SEEN_WEBHOOKS = PROCESSOR_TABLES[0]
+SWEEP_SECONDS = 60.0
 
 
-def register(app: faust.App, stage: Stage, settings: Settings) -> None:
+def stage(settings: Settings, codec: Codec) -> Stage:
     retention = settings.dedup_retention_hours * 3600
-    # use_partitioner: keys here hash (murmur2) to their input partition, so the
-    # changelog partition is the same either way, and the sweep below may
-    # delete outside of stream iteration.
-    seen = app.Table(
-        SEEN_WEBHOOKS, default=None, partitions=settings.topic_partitions, use_partitioner=True
-    )
 
-    async def handle(value: bytes | None) -> list[Emit]:
-        raw = decode_as(stage.codec, value, RawWebhook)
+    def step(ctx: StepContext, msg: Message) -> list[Record]:
+        raw = decode_as(codec, msg.value(), RawWebhook)
         key = raw.key()
-        now = time.time()
-        if is_duplicate(seen.get(key), now, retention):
+        seen = ctx.table(SEEN_WEBHOOKS)
+        if is_duplicate(seen.get(key), ctx.now, retention):
             log.info("webhook.duplicate_dropped", key=key, tenant=raw.header.tenant)
             return []
         payment = normalize(raw)
-        seen[key] = now
+        seen.set(key, ctx.now)
         if payment is None:
             log.info(
                 "webhook.ignored", event_type=raw.provider_event_type, tenant=raw.header.tenant
             )
             return []
-        return [Emit(PAYMENT_EVENTS, payment)]
+        return to_records(codec, [Emit(PAYMENT_EVENTS, payment)])
 
-    @app.agent(stage.topic(RAW_WEBHOOKS), name="normalizer")
-    async def normalizer(stream: Any) -> None:
-        async for event in stream.events():
-            await stage.process(event.message, handle(event.value))
-
-    @app.timer(interval=60.0)
-    async def forget_old_webhooks() -> None:
-        stale = expired(dict(seen.items()), time.time(), retention)
+    def forget_old_webhooks(ctx: StepContext) -> list[Record]:
+        seen = ctx.table(SEEN_WEBHOOKS)
+        stale = expired(dict(seen.items()), ctx.now, retention)
         for key in stale:
-            del seen[key]
+            seen.delete(key)
         if stale:
-            log.info("dedup.swept", forgotten=len(stale))
+            log.info("dedup.swept", forgotten=len(stale), partition=ctx.partition)
+        return []
+
+    return Stage(
+        "normalizer",
+        (RAW_WEBHOOKS,),
+        step,
+        tables=(SEEN_WEBHOOKS,),
+        tick=forget_old_webhooks,
+        tick_seconds=SWEEP_SECONDS,
+    )

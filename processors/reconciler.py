@@ -1,6 +1,6 @@
 """Reconciler stage: invoices, gateway orders and payments -> invoice PAID and notifications.
 
-Three agents, each reading only topics keyed like its own table:
+Three steps, each reading only topics keyed like its own table:
 
 - order results (connector.<gateway>.results.v1, stateless): the gateway's
   answer becomes a PaymentOrderResult for the fee module, and an order link
@@ -10,30 +10,37 @@ Three agents, each reading only topics keyed like its own table:
   known yet.
 - invoice ledger (invoices, payment requests, order results, matched payments,
   keyed <tenant>:<invoice id>): the invoice's state machine (processors.fees).
+
+A state change and the events it causes are written in one transaction, so a
+restored ledger never holds a PAID invoice whose notifications were lost.
 """
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
-import faust
 import structlog
+from confluent_kafka import Message
 
+from hub.dead_letters import Failure, build_dead_letter, source_of, worker_id
+from hub.kafka import Record, event_record
 from hub.settings import Settings
 from hub.tenants import TenantDirectory
 from hub.topics import (
+    INVOICE_STATES,
     INVOICES,
+    ORDER_LINK_STATES,
     ORDER_LINKS,
+    PARKED_PAYMENTS,
     PAYMENT_EVENTS,
     PAYMENT_MATCHES,
     PAYMENT_ORDERS,
     PAYMENT_REQUESTS,
-    PROCESSOR_TABLES,
+    dlq_topic,
     results_topic,
 )
 from processors import fees
-from processors.emit import Emit
+from processors.emit import Emit, to_records
 from processors.matching import (
     OrderLink,
     ParkedRecord,
@@ -42,7 +49,8 @@ from processors.matching import (
     matched,
     overdue,
 )
-from processors.stage import Stage, source_record
+from processors.runner import Stage, StepContext
+from schemas.codec import Codec
 from schemas.events import (
     ConnectorResult,
     PaymentEvent,
@@ -54,86 +62,99 @@ from schemas.events import (
 
 log = structlog.get_logger("processors.reconciler")
 
+NAME = "reconciler"
 GATEWAYS = ("razorpay",)
+RESULT_TOPICS = tuple(results_topic(g) for g in GATEWAYS)
+ORDER_TOPICS = (ORDER_LINKS, PAYMENT_EVENTS)
+INVOICE_TOPICS = (INVOICES, PAYMENT_REQUESTS, PAYMENT_ORDERS, PAYMENT_MATCHES)
+SWEEP_SECONDS = 60.0
 
 
-def register(app: faust.App, stage: Stage, settings: Settings, tenants: TenantDirectory) -> None:
-    parked_grace_seconds = settings.unmatched_payment_grace_hours * 3600
-    ctx = fees.FeeContext(tenants, settings.payment_url_template, settings.receipt_url_template)
-    partitions = settings.topic_partitions
-    _, invoices_name, links_name, parked_name = PROCESSOR_TABLES
-    invoices = app.Table(invoices_name, default=None, partitions=partitions, use_partitioner=True)
-    links = app.Table(links_name, default=None, partitions=partitions, use_partitioner=True)
-    parked = app.Table(parked_name, default=None, partitions=partitions, use_partitioner=True)
+def _key(msg: Message) -> str:
+    key = msg.key()
+    if not key:
+        raise ValueError("a record without a key cannot be matched to its entity")
+    return key.decode()
 
-    async def on_result(value: bytes | None) -> list[Emit]:
-        return fees.order_results(decode_as(stage.codec, value, ConnectorResult), ctx)
 
-    async def on_invoice_event(key: str, value: bytes | None) -> list[Emit]:
-        event = decode_event(stage.codec, value)
+class Reconciler:
+    def __init__(self, settings: Settings, tenants: TenantDirectory, codec: Codec) -> None:
+        self.codec = codec
+        self.ctx = fees.FeeContext(
+            tenants, settings.payment_url_template, settings.receipt_url_template
+        )
+        self.grace_seconds = settings.unmatched_payment_grace_hours * 3600
+        self.worker = worker_id()
+
+    def step(self, ctx: StepContext, msg: Message) -> list[Record]:
+        topic = msg.topic()
+        if topic in RESULT_TOPICS:
+            result = decode_as(self.codec, msg.value(), ConnectorResult)
+            return to_records(self.codec, fees.order_results(result, self.ctx))
+        if topic in ORDER_TOPICS:
+            return to_records(self.codec, self._on_order_event(ctx, msg))
+        return to_records(self.codec, self._on_invoice_event(ctx, msg))
+
+    def _on_invoice_event(self, ctx: StepContext, msg: Message) -> list[Emit]:
+        key = _key(msg)
+        invoices = ctx.table(INVOICE_STATES)
         stored = invoices.get(key)
         state = fees.InvoiceState.model_validate(stored) if stored else None
-        transition = fees.apply(state, event, ctx)
-        invoices[key] = transition.state.model_dump(mode="json")
+        transition = fees.apply(state, decode_event(self.codec, msg.value()), self.ctx)
+        invoices.set(key, transition.state.model_dump(mode="json"))
         return transition.emits
 
-    async def on_order_event(key: str, message: Any) -> list[Emit]:
-        event = decode_event(stage.codec, message.value)
+    def _on_order_event(self, ctx: StepContext, msg: Message) -> list[Emit]:
+        key = _key(msg)
+        links, parked = ctx.table(ORDER_LINK_STATES), ctx.table(PARKED_PAYMENTS)
+        event = decode_event(self.codec, msg.value())
         if isinstance(event, PaymentOrderResult):
-            links[key] = link_of(event).model_dump()
-            held = [ParkedRecord.model_validate(p) for p in parked.pop(key, None) or []]
-            return [
-                _match(links[key], decode_as(stage.codec, p.source().value, PaymentEvent))
-                for p in held
-            ]
+            link = link_of(event).model_dump()
+            links.set(key, link)
+            held = [ParkedRecord.model_validate(p) for p in parked.pop(key) or []]
+            return [self._match(link, p.source().value) for p in held]
         if not isinstance(event, PaymentEvent):
             raise UnexpectedEventError(f"the order matcher does not take {event.SCHEMA}")
-        payment = event
         link = links.get(key)
-        if link is None:
-            held_now = [
-                *(parked.get(key) or []),
-                ParkedRecord.of(source_record(message), time.time()).model_dump(),
-            ]
-            parked[key] = held_now
-            log.info("payment.parked", order_key=key, waiting=len(held_now))
-            return []
-        return [_match(link, payment)]
+        if link is not None:
+            return [Emit(PAYMENT_MATCHES, matched(OrderLink.model_validate(link), event))]
+        held_now = [*(parked.get(key) or []), ParkedRecord.of(source_of(msg), ctx.now).model_dump()]
+        parked.set(key, held_now)
+        log.info("payment.parked", order_key=key, waiting=len(held_now))
+        return []
 
-    def _match(link: dict[str, Any], payment: PaymentEvent) -> Emit:
+    def _match(self, link: dict[str, Any], value: bytes | None) -> Emit:
+        payment = decode_as(self.codec, value, PaymentEvent)
         return Emit(PAYMENT_MATCHES, matched(OrderLink.model_validate(link), payment))
 
-    @app.agent(stage.topic(*(results_topic(g) for g in GATEWAYS)), name="order-results")
-    async def order_results(stream: Any) -> None:
-        async for event in stream.events():
-            await stage.process(event.message, on_result(event.value))
-
-    @app.agent(stage.topic(ORDER_LINKS, PAYMENT_EVENTS), name="order-matcher")
-    async def order_matcher(stream: Any) -> None:
-        async for event in stream.events():
-            await stage.process(event.message, on_order_event(event.key.decode(), event.message))
-
-    @app.agent(
-        stage.topic(INVOICES, PAYMENT_REQUESTS, PAYMENT_ORDERS, PAYMENT_MATCHES),
-        name="invoice-ledger",
-    )
-    async def invoice_ledger(stream: Any) -> None:
-        async for event in stream.events():
-            await stage.process(event.message, on_invoice_event(event.key.decode(), event.value))
-
-    @app.timer(interval=60.0)
-    async def dead_letter_unmatched() -> None:
-        now = time.time()
-        for key, held in list(parked.items()):
-            records = [ParkedRecord.model_validate(p) for p in held or []]
-            if not overdue(records, now, parked_grace_seconds):
+    def dead_letter_unmatched(self, ctx: StepContext) -> list[Record]:
+        parked = ctx.table(PARKED_PAYMENTS)
+        records = []
+        for key, held in parked.items():
+            waiting = [ParkedRecord.model_validate(p) for p in held or []]
+            if not overdue(waiting, ctx.now, self.grace_seconds):
                 continue
-            for record in records:
-                await stage.dead_letter(
-                    record.source(),
-                    UnmatchedPaymentError(
-                        f"no gateway order {key} was created by the hub within "
-                        f"{parked_grace_seconds / 3600:g} h of this payment"
-                    ),
+            error = UnmatchedPaymentError(
+                f"no gateway order {key} was created by the hub within "
+                f"{self.grace_seconds / 3600:g} h of this payment"
+            )
+            for record in waiting:
+                source = record.source()
+                letter = build_dead_letter(
+                    source, Failure(error, retryable=False), stage=NAME, worker=self.worker
                 )
-            del parked[key]
+                records.append(event_record(self.codec, dlq_topic(NAME), letter, key=source.key))
+            parked.delete(key)
+        return records
+
+
+def stage(settings: Settings, tenants: TenantDirectory, codec: Codec) -> Stage:
+    reconciler = Reconciler(settings, tenants, codec)
+    return Stage(
+        NAME,
+        (*RESULT_TOPICS, *ORDER_TOPICS, *INVOICE_TOPICS),
+        reconciler.step,
+        tables=(INVOICE_STATES, ORDER_LINK_STATES, PARKED_PAYMENTS),
+        tick=reconciler.dead_letter_unmatched,
+        tick_seconds=SWEEP_SECONDS,
+    )

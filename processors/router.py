@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+from confluent_kafka import Message
 
-import faust
-
+from hub.kafka import Record
 from hub.tenants import TenantDirectory
 from hub.topics import NOTIFICATION_REQUESTS
-from processors.emit import Emit
+from processors.emit import to_records
 from processors.routing import route
-from processors.stage import Stage
+from processors.runner import Stage, StepContext
+from schemas.codec import Codec
 from schemas.events import NotificationRequest, decode_as
 
 
-def register(app: faust.App, stage: Stage, tenants: TenantDirectory) -> None:
-    async def handle(value: bytes | None) -> list[Emit]:
-        return [route(decode_as(stage.codec, value, NotificationRequest), tenants)]
+def stage(tenants: TenantDirectory, codec: Codec) -> Stage:
+    def step(_ctx: StepContext, msg: Message) -> list[Record]:
+        request = decode_as(codec, msg.value(), NotificationRequest)
+        return to_records(codec, [route(request, tenants)])
 
-    @app.agent(stage.topic(NOTIFICATION_REQUESTS), name="router")
-    async def router(stream: Any) -> None:
-        async for event in stream.events():
-            await stage.process(event.message, handle(event.value))
+    return Stage("router", (NOTIFICATION_REQUESTS,), step)

@@ -10,7 +10,9 @@ from hub.ports import port_is_free
 from hub.topics import CONNECTOR_PROVIDERS, commands_topic, results_topic
 
 ingress = typer.Typer(help="The webhook ingress (ASGI, uvicorn).", no_args_is_help=True)
-processors = typer.Typer(help="The stream processors (faust worker).", no_args_is_help=True)
+processors = typer.Typer(
+    help="The stream processors (transactional stage runner).", no_args_is_help=True
+)
 connectors = typer.Typer(help="Connector workers, one per provider.", no_args_is_help=True)
 retries = typer.Typer(
     help="The retry worker: re-delivers retry-tier records when due.", no_args_is_help=True
@@ -60,7 +62,7 @@ def serve_ingress(
 
 @processors.command("run")
 def run_processors() -> None:
-    """Run the normalizer, reconciler and router (one faust worker)."""
+    """Run the normalizer, reconciler and router (one transactional consumer group)."""
     from processors.app import run
 
     run(settings())

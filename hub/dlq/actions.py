@@ -22,13 +22,12 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import Producer
-
 from connectors.tiers import RetryHistory, ToTier, tier_headers, without_retry_headers
 from hub.dlq.model import DlqRecord
-from hub.kafka import Headers, event_headers, producer_config
+from hub.kafka import Headers, Record, event_record, producer_config
 from hub.settings import Settings
 from hub.topics import CONNECTOR_PROVIDERS, DLQ_AUDIT, DLQ_STATE, retry_topic
+from hub.transactions import Transactor
 from schemas.codec import Codec
 from schemas.events import (
     DeadLetterState,
@@ -38,7 +37,6 @@ from schemas.events import (
     DlqAudit,
     Event,
     EventHeader,
-    encode_event,
     new_id,
 )
 
@@ -144,46 +142,38 @@ class Operator:
         self.settings = settings
         self.codec = codec
         self.actor = who or actor()
-        self._producer = Producer(
+        self._tx = Transactor(
             producer_config(
                 settings,
                 "hub-dlq",
                 **{"transactional.id": TRANSACTIONAL_ID, "transaction.timeout.ms": 60_000},
-            )
+            ),
+            timeout=60,
         )
-        self._producer.init_transactions(30)
+        self._tx.init()
 
     def _header(self, event_type: str) -> EventHeader:
         return EventHeader.new(event_type, "hub", source="hub-dlq")
 
     def _event(self, topic: str, event: Event) -> None:
-        self._producer.produce(
-            topic,
-            key=event.key(),
-            value=encode_event(self.codec, event),
-            headers=event_headers(event),
-        )
+        self._tx.produce(event_record(self.codec, topic, event))
 
     def _audit(
         self, act: ActionContext, phase: DlqActionPhase, done: int, message: str | None = None
     ) -> None:
-        self._producer.begin_transaction()
-        self._event(
-            DLQ_AUDIT,
-            DlqAudit(
-                header=self._header(DlqAudit.EVENT_TYPE),
-                action_id=act.action_id,
-                action=act.action,
-                phase=phase,
-                actor=self.actor,
-                filter=json.dumps(act.description, sort_keys=True),
-                target=act.target,
-                selected=act.selected,
-                done=done,
-                message=message,
-            ),
+        audit = DlqAudit(
+            header=self._header(DlqAudit.EVENT_TYPE),
+            action_id=act.action_id,
+            action=act.action,
+            phase=phase,
+            actor=self.actor,
+            filter=json.dumps(act.description, sort_keys=True),
+            target=act.target,
+            selected=act.selected,
+            done=done,
+            message=message,
         )
-        self._producer.commit_transaction(30)
+        self._tx.run(lambda: self._event(DLQ_AUDIT, audit))
 
     def _mark(
         self, record: DlqRecord, status: DeadLetterStatus, action_id: str, target: str | None
@@ -235,14 +225,8 @@ class Operator:
         return ActionReport(act.action_id, len(records), done)
 
     def _apply(self, act: ActionContext, batch: Sequence[DlqRecord]) -> None:
-        self._producer.begin_transaction()
-        try:
-            self._produce_batch(act, batch, int(time.time() * 1000))
-        except BaseException:
-            self._producer.abort_transaction(10)
-            raise
         # Both halves, the replayed records and their marks, or neither.
-        self._producer.commit_transaction(60)
+        self._tx.run(lambda: self._produce_batch(act, batch, int(time.time() * 1000)))
 
     def _produce_batch(self, act: ActionContext, batch: Sequence[DlqRecord], now_ms: int) -> None:
         for record in batch:
@@ -251,13 +235,11 @@ class Operator:
                 continue
             topic = act.targets[record.id]
             assert act.target is not None
-            self._producer.produce(
-                topic,
-                key=record.letter.original_key,
-                value=record.letter.original_value,
-                headers=replay_headers(record, act.action_id, act.target, self.settings, now_ms),
+            headers = replay_headers(record, act.action_id, act.target, self.settings, now_ms)
+            self._tx.produce(
+                Record(topic, record.letter.original_key, record.letter.original_value, headers)
             )
             self._mark(record, DeadLetterStatus.REPLAYED, act.action_id, topic)
 
     def close(self) -> None:
-        self._producer.flush(10)
+        self._tx.flush(10)

@@ -1,8 +1,9 @@
 """`hub cdc consume`: Debezium change events -> sync streams and outbound sync commands.
 
-Consume-transform-produce in Kafka transactions: each batch's state records,
-change records, connector commands and dead letters are committed together
-with the batch's input offsets, or not at all. A consumer killed mid-stream
+Consume-transform-produce on the transactional stage runner (processors.runner):
+each batch's state records, change records, connector commands, dead letters
+and the newest LSN per row are committed together with the batch's input
+offsets, or not at all. A consumer killed mid-stream
 therefore neither loses a change nor writes one twice, and a command it
 wrote once is the only command for that change (the connectors' idempotency
 keys, derived from the change's LSN, cover the call itself).
@@ -17,26 +18,19 @@ from __future__ import annotations
 import signal
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
-from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import Message
 
-from hub.dead_letters import Failure, build_dead_letter, source_of, worker_id
-from hub.kafka import (
-    Record,
-    consume_batch,
-    consumer_config,
-    event_record,
-    next_offsets,
-    producer_config,
-)
+from hub.kafka import Record, event_record
 from hub.logging import configure_logging
 from hub.settings import Settings
-from hub.topics import CDC_GROUP, cdc_topic, changes_topic, commands_topic, dlq_topic, state_topic
+from hub.topics import CDC_GROUP, CDC_ROWS, cdc_topic, changes_topic, commands_topic, state_topic
 from processors.cdc.changes import sync_records
 from processors.cdc.envelope import Envelope, parse_key, parse_value
 from processors.cdc.mapping import DEFAULT_MAPPING, Change, Target, commands_for, load_mapping
+from processors.runner import Stage, StageRunner, StepContext
 from schemas.codec import Codec, SchemaRegistryClient, make_codec
 from schemas.events import entity_key
 
@@ -46,22 +40,37 @@ GROUP_ID = CDC_GROUP
 STAGE = "cdc"
 
 
+class Rows(Protocol):
+    """Where applied LSNs are kept: a stage table in the runner, a dict in tests."""
+
+    def get(self, key: str, default: Any = None) -> Any: ...
+
+    def set(self, key: str, value: Any) -> None: ...
+
+
+class MemoryRows(dict[str, Any]):
+    def set(self, key: str, value: Any) -> None:
+        self[key] = value
+
+
 @dataclass
 class Replays:
     """The newest LSN applied per row: a change Debezium sends again after its own
-    restart (it resumes from its last flushed offset) is recognised and skipped."""
+    restart (it resumes from its last flushed offset) is recognised and skipped.
+    In the runner this is the `cdc-rows` table, restored after a restart of
+    the consumer too."""
 
-    applied: dict[str, int] = field(default_factory=dict)
+    applied: Rows = field(default_factory=MemoryRows)
 
     def seen(self, row: str, envelope: Envelope) -> bool:
         lsn = envelope.lsn
         if envelope.op == "r" or lsn is None:
             return False
-        return lsn <= self.applied.get(row, -1)
+        return bool(lsn <= self.applied.get(row, -1))
 
     def mark(self, row: str, envelope: Envelope) -> None:
         if envelope.op != "r" and envelope.lsn is not None:
-            self.applied[row] = envelope.lsn
+            self.applied.set(row, envelope.lsn)
 
 
 @dataclass
@@ -75,16 +84,23 @@ class CdcTranslator:
     schema_for: Any = None
     replays: Replays = field(default_factory=Replays)
 
-    def records(self, msg: Message) -> list[Record]:
+    def records(self, msg: Message, replays: Replays | None = None) -> list[Record]:
+        replays = replays or self.replays
         envelope = parse_value(msg.value(), self.schema_for)
         if envelope is None:
             return []  # Debezium's own tombstone after a delete; ours is written below
         row_id = parse_key(msg.key())
         entity = envelope.table
         row = f"{entity}:{row_id}"
-        if self.replays.seen(row, envelope):
+        if replays.seen(row, envelope):
             log.info("cdc.replay_skipped", entity=entity, entity_id=row_id, lsn=envelope.lsn)
             return []
+        out = self._sync(envelope, row_id)
+        replays.mark(row, envelope)
+        return out
+
+    def _sync(self, envelope: Envelope, row_id: str) -> list[Record]:
+        entity = envelope.table
         sync = sync_records(envelope, self.tenant, row_id)
         key = entity_key(self.tenant, row_id)
         out: list[Record] = []
@@ -92,111 +108,47 @@ class CdcTranslator:
             out.append(event_record(self.codec, state_topic(self.source, entity), sync.state, key))
         else:
             out.append(Record(state_topic(self.source, entity), key, None, []))  # tombstone
-        if sync.change is not None:
-            out.append(
-                event_record(self.codec, changes_topic(self.source, entity), sync.change, key)
-            )
-            cause = sync.change.header
-            change = Change(
-                self.tenant,
-                entity,
-                row_id,
-                envelope.op,
-                sync.changed_fields,
-                sync.row,
-                str(envelope.lsn or envelope.tx_id or envelope.ts_ms),
-                cause,
-            )
-            out += [
-                event_record(self.codec, commands_topic(c.provider), c)
-                for c in commands_for(change, self.targets)
-            ]
-        self.replays.mark(row, envelope)
-        return out
-
-
-class CdcConsumer:
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        codec = make_codec(settings.schema_registry_url)
-        registry = (
-            SchemaRegistryClient(settings.schema_registry_url)
-            if settings.schema_registry_url
-            else None
+        if sync.change is None:
+            return out
+        out.append(event_record(self.codec, changes_topic(self.source, entity), sync.change, key))
+        change = Change(
+            self.tenant,
+            entity,
+            row_id,
+            envelope.op,
+            sync.changed_fields,
+            sync.row,
+            str(envelope.lsn or envelope.tx_id or envelope.ts_ms),
+            sync.change.header,
         )
-        self.translator = CdcTranslator(
-            settings.cdc_tenant,
-            settings.cdc_source_name,
-            load_mapping(settings.sync_mapping_file or DEFAULT_MAPPING),
-            codec,
-            registry.schema if registry else None,
-        )
-        self.codec = codec
-        self.worker = worker_id()
-        self.topics = [cdc_topic(settings.cdc_source_name, t) for t in settings.tables]
-        self.consumer = Consumer(consumer_config(settings, GROUP_ID))
-        self.producer = Producer(
-            producer_config(
-                settings,
-                GROUP_ID,
-                **{"transactional.id": f"{GROUP_ID}-{self.worker}", "linger.ms": 2},
-            )
-        )
+        return out + [
+            event_record(self.codec, commands_topic(c.provider), c)
+            for c in commands_for(change, self.targets)
+        ]
 
-    def _handle(self, msg: Message) -> list[Record]:
-        try:
-            return self.translator.records(msg)
-        except Exception as exc:  # one bad change must not stop the stream
-            letter = build_dead_letter(
-                source_of(msg), Failure(exc, retryable=False), stage=STAGE, worker=self.worker
-            )
-            log.warning(
-                "record.dead_lettered",
-                stage=STAGE,
-                error=str(exc),
-                topic=msg.topic(),
-                offset=msg.offset(),
-            )
-            return [event_record(self.codec, dlq_topic(STAGE), letter, msg.key())]
 
-    def run(self, stop: threading.Event) -> None:
-        self.producer.init_transactions(30)
-        self.consumer.subscribe(self.topics)
-        log.info(
-            "cdc.started", topics=self.topics, targets=[t.name for t in self.translator.targets]
-        )
-        try:
-            while not stop.is_set():
-                messages = [m for m in consume_batch(self.consumer, 500, 0.5) if not m.error()]
-                if messages:
-                    self._transact(messages)
-        finally:
-            self.consumer.close()
+def translator_for(settings: Settings, codec: Codec) -> CdcTranslator:
+    registry = (
+        SchemaRegistryClient(settings.schema_registry_url) if settings.schema_registry_url else None
+    )
+    return CdcTranslator(
+        settings.cdc_tenant,
+        settings.cdc_source_name,
+        load_mapping(settings.sync_mapping_file or DEFAULT_MAPPING),
+        codec,
+        registry.schema if registry else None,
+    )
 
-    def _transact(self, messages: list[Message]) -> None:
-        self.producer.begin_transaction()
-        try:
-            for msg in messages:
-                for record in self._handle(msg):
-                    self.producer.produce(
-                        record.topic, key=record.key, value=record.value, headers=record.headers
-                    )
-            self.producer.send_offsets_to_transaction(
-                next_offsets(messages), self.consumer.consumer_group_metadata()
-            )
-            self.producer.commit_transaction(60)
-        except KafkaException as exc:
-            log.error("cdc.transaction_aborted", error=str(exc))
-            self.producer.abort_transaction(30)
-            self._rewind(messages)
 
-    def _rewind(self, messages: list[Message]) -> None:
-        """Back to the last committed offsets: the aborted batch is read again."""
-        partitions = {(m.topic() or "", m.partition() or 0) for m in messages}
-        committed = self.consumer.committed([TopicPartition(t, p) for t, p in partitions], 10)
-        for tp in committed:
-            self.consumer.seek(TopicPartition(tp.topic, tp.partition, max(tp.offset, 0)))
-        self.translator.replays = Replays()
+def stage(settings: Settings, codec: Codec) -> Stage:
+    translator = translator_for(settings, codec)
+    topics = tuple(cdc_topic(settings.cdc_source_name, t) for t in settings.tables)
+
+    def step(ctx: StepContext, msg: Message) -> list[Record]:
+        return translator.records(msg, Replays(ctx.table(CDC_ROWS)))
+
+    log.info("cdc.targets", topics=topics, targets=[t.name for t in translator.targets])
+    return Stage(STAGE, topics, step, tables=(CDC_ROWS,))
 
 
 def run(settings: Settings) -> None:
@@ -204,4 +156,5 @@ def run(settings: Settings) -> None:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    CdcConsumer(settings).run(stop)
+    codec = make_codec(settings.schema_registry_url)
+    StageRunner(settings, GROUP_ID, [stage(settings, codec)], codec).run(stop)

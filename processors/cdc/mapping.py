@@ -141,6 +141,7 @@ def commands_for(change: Change, targets: list[Target]) -> list[ConnectorCommand
                 header=change.cause.caused(f"connector.{target.operation}", source=SOURCE),
                 idempotency_key=f"sync:{target.name}:{change.entity}:{change.entity_id}:{change.position}",
                 ordering_key=f"{change.entity}:{change.entity_id}",
+                ordering_version=int(change.position) if change.position.isdigit() else None,
                 provider=target.provider,
                 payload=payload,
                 context={

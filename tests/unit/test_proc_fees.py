@@ -81,7 +81,7 @@ def receipt_url(receipt_no: str) -> str:
 
 
 def roundtrip(state: InvoiceState) -> InvoiceState:
-    """What the faust table does between two records: store JSON, load it back."""
+    """What the state table does between two records: store JSON, load it back."""
     stored = json.loads(json.dumps(state.model_dump(mode="json")))
     return InvoiceState.model_validate(stored)
 
@@ -740,7 +740,7 @@ def test_receipts_are_deterministic_per_payment() -> None:
 # --- state storage and dispatch ---------------------------------------------
 
 
-def test_invoice_state_survives_the_faust_table_json_round_trip_at_every_step() -> None:
+def test_invoice_state_survives_the_state_table_json_round_trip_at_every_step() -> None:
     opened = Opened()
     states = [
         apply(None, opened.invoice, CTX).state,

@@ -185,7 +185,7 @@ def test_a_parked_record_keeps_where_it_came_from() -> None:
 
     assert (parked.topic, parked.partition, parked.offset) == (PAYMENT_EVENTS, 3, 41_273)
     assert parked.timestamp_ms == 1_767_225_600_123
-    # Stored as text: the faust table is JSON.
+    # Stored as text: the state table is JSON.
     assert isinstance(parked.key, str)
     assert isinstance(parked.value, str)
 

@@ -4,6 +4,7 @@ from hub.topic_admin import Action, ExistingTopic, plan
 from hub.topics import (
     CONNECTOR_PROVIDERS,
     PROCESSOR_STAGES,
+    STATE_TABLES,
     catalog,
     default_topic_for,
     dlq_topic,
@@ -19,11 +20,8 @@ def test_every_topic_follows_the_naming_convention_and_names_a_real_schema():
     names = [s.name for s in catalog()]
     assert len(names) == len(set(names))
     for s in catalog():
-        if s.encoding == "faust-json":  # faust's own naming: <app id>-<table>-changelog
-            assert s.name.endswith("-changelog") and s.cleanup_policy == "compact"
-            continue
         assert NAME.match(s.name), s.name
-        assert s.encoding == "debezium-json" or s.value_schema in schemas, s
+        assert s.encoding in ("debezium-json", "json") or s.value_schema in schemas, s
         assert s.key and s.description
 
 
@@ -33,9 +31,20 @@ def test_every_stage_has_a_dead_letter_topic():
     assert {dlq_topic(stage) for stage in stages} <= names
 
 
-def test_results_topics_are_compacted_ledgers():
+def test_every_stage_table_has_a_compacted_state_topic():
+    names = {s.name: s for s in catalog()}
+    for table in STATE_TABLES:
+        topic = names[f"hub.state.{table}.v1"]
+        assert topic.cleanup_policy == "compact" and topic.partitions is None
+
+
+def test_ledgers_are_compacted_and_outlive_dead_letters_and_results_are_a_plain_log():
     for provider in CONNECTOR_PROVIDERS:
-        assert spec(f"connector.{provider}.results.v1").cleanup_policy == "compact,delete"
+        ledger = spec(f"connector.{provider}.ledger.v1")
+        assert ledger.cleanup_policy == "compact,delete"
+        assert ledger.retention_ms > spec(f"dlq.connector-{provider}.v1").retention_ms
+        # Compacted by key, a results topic would keep one result per key only.
+        assert spec(f"connector.{provider}.results.v1").cleanup_policy == "delete"
 
 
 def test_default_topics_are_the_public_ones_only():
