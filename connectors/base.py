@@ -40,6 +40,9 @@ class RetryLater:
     http_status: int | None = None
     error_code: str | None = None
     retry_after: float | None = None
+    # The request may have reached the provider (a read timeout, a dropped
+    # connection after sending): before sending again, ask it if it can tell.
+    in_doubt: bool = False
 
 
 @dataclass(frozen=True)

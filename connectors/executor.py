@@ -1,14 +1,23 @@
-"""Carry out one connector command: ledger check, request, retries, result. No Kafka.
+"""Carry out one connector command against its provider: request, retries, lookups. No Kafka.
 
-Every command gets exactly one ConnectorResult: delivered, a duplicate of an
-earlier delivery (not sent again), retryable failure (retries exhausted), or
-permanent failure (rejected, unknown tenant, missing credentials).
+Whether a command is sent at all is the ledger's decision (connectors.ledger);
+this module makes the call the decision asks for:
+
+- `attempt`: send, with the in-process retries (1-2-4-8 s). When a try ends
+  in doubt (a read timeout, a connection dropped after the request left) and
+  the provider can be asked, the next try first asks whether the last one
+  happened, and only sends if it did not.
+- `look_up`: ask the provider whether an earlier attempt (a crashed worker's)
+  happened, waiting first until its answer is conclusive (SendGrid's
+  activity feed lags behind its sends).
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -23,21 +32,27 @@ from connectors.base import (
     Rejected,
     RetryLater,
 )
-from connectors.ledger import Ledger
+from connectors.lookup import Found, NextPage, NotFound, supports_lookup
 from connectors.retry import Attempted, RetryPolicy, Sleep, with_retries
 from hub.settings import Settings
-from hub.tenants import TenantDirectory
+from hub.tenants import Tenant, TenantDirectory
 from hub.topics import connector_stage
 from schemas.events import ConnectorCommand, ConnectorResult, ResultStatus
 
 log = structlog.get_logger("connectors")
 
+MAX_LOOKUP_PAGES = 20
+# Longer waits for a provider's records to settle are not spent holding a key's
+# commands in process: the command goes to a retry tier and asks again then.
+MAX_SETTLE_WAIT = 30.0
+# Before the request left: sending again cannot make it happen twice.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
-def result_for(
-    command: ConnectorCommand, attempted: Attempted, latency_ms: float
-) -> ConnectorResult:
-    outcome = attempted.outcome
-    base: dict[str, Any] = {
+Checked = Found | NotFound | RetryLater
+
+
+def _base(command: ConnectorCommand, attempts: int) -> dict[str, Any]:
+    return {
         "header": command.header.caused(
             ConnectorResult.EVENT_TYPE, source=connector_stage(command.provider)
         ),
@@ -45,10 +60,17 @@ def result_for(
         "idempotency_key": command.idempotency_key,
         "provider": command.provider,
         "operation": command.operation,
-        "attempts": attempted.attempts,
+        "attempts": attempts,
         "context": command.context,
         "ordering_key": command.ordering_key,
     }
+
+
+def result_for(
+    command: ConnectorCommand, attempted: Attempted, latency_ms: float
+) -> ConnectorResult:
+    outcome = attempted.outcome
+    base = _base(command, attempted.attempts)
     if isinstance(outcome, Delivered):
         return ConnectorResult(
             **base,
@@ -82,6 +104,31 @@ def duplicate_of(command: ConnectorCommand, earlier: ConnectorResult) -> Connect
     )
 
 
+def superseded(command: ConnectorCommand, newer_version: int) -> ConnectorResult:
+    return ConnectorResult(
+        **_base(command, 0),
+        status=ResultStatus.SUPERSEDED,
+        error_message=(
+            f"not sent: version {newer_version} of {command.ordering_key} was delivered "
+            f"before this version {command.ordering_version}"
+        ),
+    )
+
+
+def found(command: ConnectorCommand, trace: Found) -> ConnectorResult:
+    """An in-doubt attempt the provider confirms it carried out."""
+    return ConnectorResult(
+        **_base(command, 0),
+        status=ResultStatus.DELIVERED,
+        provider_ref=trace.provider_ref,
+        details={**trace.details, "found_by": "lookup"},
+    )
+
+
+def _utc(ms: float) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
 class CommandExecutor:
     def __init__(
         self,
@@ -92,8 +139,8 @@ class CommandExecutor:
         tenants: TenantDirectory,
         http: httpx.AsyncClient,
         policy: RetryPolicy,
-        ledger: Ledger,
-        sleep: Sleep,
+        sleep: Sleep = asyncio.sleep,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.adapter = adapter
         self.settings = settings
@@ -101,22 +148,17 @@ class CommandExecutor:
         self.tenants = tenants
         self.http = http
         self.policy = policy
-        self.ledger = ledger
         self.sleep = sleep
+        self.clock = clock
 
-    async def execute(self, command: ConnectorCommand) -> ConnectorResult:
-        earlier = self.ledger.delivered(command.idempotency_key)
-        if earlier is not None:
-            log.info(
-                "command.duplicate_skipped",
-                idempotency_key=command.idempotency_key,
-                provider_ref=earlier.provider_ref,
-            )
-            return duplicate_of(command, earlier)
+    @property
+    def can_look_up(self) -> bool:
+        return supports_lookup(self.adapter)
+
+    async def attempt(self, command: ConnectorCommand) -> ConnectorResult:
         started = time.perf_counter()
         attempted = await self._attempt(command)
         result = result_for(command, attempted, (time.perf_counter() - started) * 1000)
-        self.ledger.remember(result)
         self._log(result)
         return result
 
@@ -131,7 +173,23 @@ class CommandExecutor:
             auth = self.adapter.auth(tenant, self.settings)
         except MissingCredentialsError as exc:
             return Attempted(Rejected(str(exc)), 0)
-        return await with_retries(lambda: self._send(request, auth), self.policy, self.sleep)
+        doubt_since: float | None = None
+
+        async def one_try() -> Outcome:
+            nonlocal doubt_since
+            if doubt_since is not None and self.can_look_up:
+                checked = await self._check(command, tenant, doubt_since)
+                if isinstance(checked, Found):
+                    return Delivered(checked.provider_ref, 200, {"found_by": "lookup"})
+                if isinstance(checked, RetryLater):
+                    return checked  # cannot tell: sending now could send twice
+            sent_at = self.clock() * 1000
+            outcome = await self._send(request, auth)
+            if isinstance(outcome, RetryLater) and outcome.in_doubt:
+                doubt_since = doubt_since or sent_at
+            return outcome
+
+        return await with_retries(one_try, self.policy, self.sleep)
 
     async def _send(self, request: httpx.Request, auth: httpx.Auth | None) -> Outcome:
         try:
@@ -139,8 +197,13 @@ class CommandExecutor:
         except AuthError as exc:
             # The provider's token endpoint refused the credentials: no retry fixes that.
             return Rejected(f"authentication failed: {exc}")
-        except httpx.TransportError as exc:
+        except _NOT_SENT as exc:
             return RetryLater(f"network error: {type(exc).__name__}: {exc}".rstrip(": "))
+        except httpx.TransportError as exc:
+            return RetryLater(
+                f"network error after sending: {type(exc).__name__}: {exc}".rstrip(": "),
+                in_doubt=True,
+            )
         outcome = self.adapter.classify(response)
         if isinstance(outcome, RetryLater):
             log.info(
@@ -150,6 +213,54 @@ class CommandExecutor:
                 retry_after=outcome.retry_after,
             )
         return outcome
+
+    async def look_up(self, command: ConnectorCommand, since_ms: int) -> Checked:
+        """Did an earlier worker's attempt, begun at `since_ms`, happen? For adapters that
+        can tell. That worker's request may still have been on its way when it died
+        (or lost the partition): the answer counts only once a whole HTTP timeout
+        has passed since the attempt began."""
+        tenant = self.tenants.get(command.header.tenant)
+        if tenant is None:
+            return NotFound()  # nothing could have been sent for an unknown tenant
+        in_flight = self.settings.http_connect_timeout + self.settings.http_read_timeout
+        return await self._check(command, tenant, since_ms, in_flight)
+
+    async def _check(
+        self, command: ConnectorCommand, tenant: Tenant, since_ms: float, in_flight: float = 0.0
+    ) -> Checked:
+        adapter = self.adapter
+        assert supports_lookup(adapter)
+        settle = max(
+            in_flight,
+            self.settings.lookup_settle_seconds.get(
+                self.adapter.name, adapter.lookup_settle_seconds
+            ),
+        )
+        wait = since_ms / 1000 + settle - self.clock()
+        if wait > MAX_SETTLE_WAIT:
+            return RetryLater(
+                f"in doubt: {self.adapter.name} can tell whether the last attempt happened "
+                f"only {settle:g}s after it; asking again later",
+                retry_after=wait,
+            )
+        if wait > 0:
+            await self.sleep(wait)
+        since = _utc(since_ms)
+        try:
+            request = adapter.lookup_request(command, command.payload, tenant, self.base_url, since)
+        except MissingCredentialsError:
+            return NotFound()  # no account: nothing can have been sent with it
+        for _page in range(MAX_LOOKUP_PAGES):
+            try:
+                response = await self.http.send(request)
+            except httpx.TransportError as exc:
+                return RetryLater(f"lookup failed: {type(exc).__name__}: {exc}".rstrip(": "))
+            answer = adapter.read_lookup(command, command.payload, tenant, response, since)
+            if not isinstance(answer, NextPage):
+                log.info("command.looked_up", answer=type(answer).__name__, since_ms=since_ms)
+                return answer
+            request = answer.request
+        return RetryLater(f"lookup found no answer in {MAX_LOOKUP_PAGES} pages")
 
     def _log(self, result: ConnectorResult) -> None:
         fields: Mapping[str, Any] = {

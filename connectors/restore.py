@@ -1,20 +1,35 @@
-"""Rebuild the idempotency ledger: read a results topic's partitions to their end."""
+"""Catch the local ledger up with its topic: read a partition from its checkpoint to the end."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import orjson
 
+from connectors.ledger import LedgerWrite
+from connectors.ledger_store import LedgerStore
 from hub.kafka import read_to_end
 from hub.settings import Settings
-from schemas.codec import Codec, DecodeError
-from schemas.events import ConnectorResult, decode_as
+
+CHUNK = 2000
 
 
-def restore_results(
-    settings: Settings, topic: str, partitions: list[int], codec: Codec
-) -> Iterator[ConnectorResult]:
-    for msg in read_to_end(settings, topic, partitions):
-        try:
-            yield decode_as(codec, msg.value(), ConnectorResult)
-        except DecodeError:
-            continue
+def catch_up(settings: Settings, store: LedgerStore, topic: str, partition: int) -> int:
+    """Apply every ledger record after the partition's checkpoint; returns how many."""
+    applied = 0
+    writes: list[LedgerWrite] = []
+    next_offset = start = store.checkpoint(partition)
+    for msg in read_to_end(settings, topic, [partition], start={partition: start}):
+        key = (msg.key() or b"").decode()
+        value = msg.value()
+        next_offset = (msg.offset() or 0) + 1
+        if value is None:
+            store.apply(writes, {partition: next_offset})  # in order: writes, then the delete
+            writes = []
+            store.delete(partition, key)
+        else:
+            writes.append(LedgerWrite(partition, key, dict(orjson.loads(value))))
+        applied += 1
+        if len(writes) >= CHUNK:
+            store.apply(writes, {partition: next_offset})
+            writes = []
+    store.apply(writes, {partition: next_offset})
+    return applied

@@ -5,8 +5,9 @@ in the order they failed, all with the same delay, so within a partition the
 head record is always due first: when it is not due yet, the worker pauses
 just that partition (seeking back to the record) until it is, and consumes
 the others meanwhile. It sleeps in `consume()` until the next partition is
-due instead of spinning. Offsets are committed only after the re-delivered
-records are acknowledged, and never past a record still waiting.
+due instead of spinning. The re-delivered records and the tier's offsets
+commit in one transaction, never past a record still waiting: a worker killed
+at any point re-delivers nothing twice and loses nothing.
 """
 
 from __future__ import annotations
@@ -17,15 +18,16 @@ import time
 from dataclasses import dataclass, field
 
 import structlog
-from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, Message, TopicPartition
 
 from connectors.tiers import due_at, original_topic
 from hub.dead_letters import Failure, build_dead_letter, source_of, worker_id
 from hub.kafka import (
+    Record,
     as_header_list,
     consume_batch,
     consumer_config,
-    event_headers,
+    event_record,
     producer_config,
 )
 from hub.logging import configure_logging
@@ -37,8 +39,8 @@ from hub.topics import (
     dlq_topic,
     retry_topic,
 )
+from hub.transactions import TransactionAbortedError, Transactor
 from schemas.codec import make_codec
-from schemas.events import encode_event
 
 log = structlog.get_logger("connectors.retry")
 
@@ -84,13 +86,23 @@ class RetryWorker:
         ]
         self.gate = DueGate()
         self.worker = worker_id()
-        self.consumer = Consumer(consumer_config(settings, GROUP_ID))
-        self.producer = Producer(producer_config(settings, GROUP_ID))
+        self.consumer = Consumer(consumer_config(settings, GROUP_ID, static=True))
+        self.tx = Transactor(
+            producer_config(
+                settings,
+                GROUP_ID,
+                **{
+                    "transactional.id": f"{GROUP_ID}-{settings.instance_id}",
+                    "transaction.timeout.ms": 15_000,
+                },
+            )
+        )
 
     def _on_revoke(self, _c: Consumer, partitions: list[TopicPartition]) -> None:
         self.gate.forget([(tp.topic, tp.partition) for tp in partitions])
 
     def run(self, stop: threading.Event | None = None) -> None:
+        self.tx.init()
         self.consumer.subscribe(self.topics, on_revoke=self._on_revoke)
         log.info("retry_worker.started", topics=self.topics)
         try:
@@ -98,7 +110,6 @@ class RetryWorker:
                 self.cycle()
         finally:
             self.consumer.close()
-            self.producer.flush(10)
 
     def cycle(self) -> None:
         now = int(time.time() * 1000)
@@ -124,50 +135,36 @@ class RetryWorker:
             sends.append(msg)
             commits[tp] = (msg.offset() or 0) + 1
         if sends:
-            self._redeliver(sends)
-            self.consumer.commit(
-                offsets=[TopicPartition(t, p, o) for (t, p), o in commits.items()],
-                asynchronous=False,
-            )
+            self._redeliver(sends, [TopicPartition(t, p, o) for (t, p), o in commits.items()])
 
-    def _redeliver(self, messages: list[Message]) -> None:
-        failed: list[KafkaError] = []
+    def _redeliver(self, messages: list[Message], offsets: list[TopicPartition]) -> None:
+        records = [self._record_for(msg) for msg in messages]
 
-        def on_delivery(err: KafkaError | None, _msg: Message) -> None:
-            if err is not None:
-                failed.append(err)
+        def produce() -> None:
+            for record in records:
+                self.tx.produce(record)
 
-        for msg in messages:
-            target = original_topic(as_header_list(msg.headers()))
-            if target is None:
-                self._dead_letter(msg)
-                continue
-            # Headers unchanged: the tier history travels on with the command.
-            self.producer.produce(
-                target,
-                key=msg.key(),
-                value=msg.value(),
-                headers=msg.headers(),
-                on_delivery=on_delivery,
-            )
-        self.producer.flush()
-        if failed:
-            # Not committed: the batch is read again and re-delivered (at-least-once).
-            raise RuntimeError(f"{len(failed)} retry re-deliveries failed: {failed[0]}")
+        try:
+            self.tx.run(produce, offsets, self.consumer.consumer_group_metadata())
+        except TransactionAbortedError:
+            # Nothing of it happened: read those records again.
+            for tp in self.consumer.committed(offsets, 30):
+                self.consumer.seek(TopicPartition(tp.topic, tp.partition, max(tp.offset, 0)))
+            return
         log.info("retry.redelivered", count=len(messages))
 
-    def _dead_letter(self, msg: Message) -> None:
+    def _record_for(self, msg: Message) -> Record:
+        headers = as_header_list(msg.headers())
+        target = original_topic(headers)
+        if target is not None:
+            # Headers unchanged: the tier history travels on with the command.
+            return Record(target, msg.key(), msg.value(), list(headers))
         stage = connector_stage(provider_of(msg.topic() or ""))
         error = ValueError("retry record without hub.retry.original_topic header")
         letter = build_dead_letter(
             source_of(msg), Failure(error, retryable=False), stage=stage, worker=self.worker
         )
-        self.producer.produce(
-            dlq_topic(stage),
-            key=msg.key(),
-            value=encode_event(self.codec, letter),
-            headers=event_headers(letter),
-        )
+        return event_record(self.codec, dlq_topic(stage), letter, key=msg.key())
 
 
 def run(settings: Settings, providers: list[str] | None = None) -> None:

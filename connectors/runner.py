@@ -20,7 +20,16 @@ async def run_workers(settings: Settings, providers: list[str], stop: asyncio.Ev
     tenants = load_tenants(settings)
     codec = make_codec(settings.schema_registry_url)
     workers = [ConnectorWorker(p, settings, tenants, codec) for p in providers]
-    await asyncio.gather(*(w.run(stop) for w in workers))
+    tasks = [asyncio.create_task(w.run(stop), name=f"worker-{w.provider}") for w in workers]
+    try:
+        # One worker failing for good (a fenced transaction) ends the process, so
+        # its supervisor restarts all of them rather than run with one missing.
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            task.result()
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def run(settings: Settings, providers: list[str]) -> None:
@@ -30,7 +39,7 @@ def run(settings: Settings, providers: list[str]) -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            # Finish the batch in hand (results written, offsets committed), then stop.
+            # Finish the commands in hand (outcomes and offsets committed), then stop.
             loop.add_signal_handler(sig, stop.set)
         await run_workers(settings, providers, stop)
 

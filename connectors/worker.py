@@ -1,53 +1,111 @@
-"""The connector worker's Kafka loop: one per provider, consuming its command topic.
+"""The connector worker: one per provider, consuming its command topic.
 
-Per batch, in this order (the order is the at-least-once guarantee):
-1. execute every command: one key's commands in order, different keys concurrently;
-2. produce one result per command (and a dead letter per undecodable record);
-3. flush until every one of those is acknowledged;
-4. only then commit the batch's offsets.
-A crash anywhere before 4 redelivers the batch; the idempotency ledger (and
-the provider's own key, where it has one) keeps redelivered commands from
-being sent twice.
+For each command record — one key's records in order, different keys at once
+(up to HUB_CONNECTOR_CONCURRENCY calls) — in this order:
+1. the ledger decides (connectors.ledger): skip a record already carried out,
+   answer a duplicate, supersede an outdated command, ask the provider about
+   an attempt in doubt, or send;
+2. before a send, its intent is committed to the ledger;
+3. the call, with in-process retries (connectors.executor);
+4. its outcome — the result, or the command to a retry tier, or a dead
+   letter, plus its ledger entry — commits in one transaction together with
+   the partition's offset, as far as every earlier record is finished.
+A worker killed anywhere leaves either no trace of a command (it is sent
+when it comes back) or an intent (the provider is asked first, where it can
+be) or its outcome (skipped when it comes back): never a second send the
+hub could have prevented, never a lost command.
+
+The worker never stops polling: a partition with too many records in flight
+is paused instead, so a slow provider holds up only its own keys and never
+gets the worker evicted from its group.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections import defaultdict
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 import structlog
-from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
-from connectors.executor import CommandExecutor
-from connectors.ledger import Ledger
+from connectors import ledger
+from connectors.base import RetryLater
+from connectors.executor import CommandExecutor, duplicate_of, found, superseded
+from connectors.ledger_store import LedgerStore
+from connectors.lookup import Found
 from connectors.outcomes import OutcomeContext, records_for
+from connectors.progress import PartitionProgress
 from connectors.registry import adapter
-from connectors.restore import restore_results
+from connectors.restore import catch_up
 from connectors.retry import RetryPolicy
 from hub.dead_letters import Failure, build_dead_letter, source_of, worker_id
-from hub.kafka import (
-    Record,
-    consume_batch,
-    consumer_config,
-    event_record,
-    next_offsets,
-    producer_config,
-)
+from hub.kafka import Record, consumer_config, event_record, producer_config
 from hub.settings import Settings
 from hub.tenants import TenantDirectory
 from hub.topics import (
+    LEDGER_RETENTION_DAYS,
     commands_topic,
     connector_group,
     connector_stage,
     dlq_topic,
-    results_topic,
+    ledger_topic,
 )
+from hub.transactions import TransactionAbortedError, Transactor
 from schemas.codec import Codec, DecodeError
-from schemas.events import ConnectorCommand, decode_as
+from schemas.events import ConnectorCommand, ConnectorResult, ResultStatus, decode_as
 
 log = structlog.get_logger("connectors")
+
+IDLE_POLL_SECONDS = 0.01
+COMMIT_LINGER_SECONDS = 0.002  # gather what finishes together into one transaction
+DRAIN_SECONDS = 10.0
+EXPIRE_EVERY_SECONDS = 3600.0
+TRANSACTION_TIMEOUT_MS = 15_000
+
+
+@dataclass
+class Finished:
+    partition: int
+    offset: int
+    records: list[Record]
+    writes: list[ledger.LedgerWrite]
+
+
+@dataclass
+class Intent:
+    write: ledger.LedgerWrite
+    committed: asyncio.Future[None]
+
+
+@dataclass
+class Lane:
+    """One key's records of one partition, carried out one after the other."""
+
+    queue: deque[Message] = field(default_factory=deque)
+    task: asyncio.Task[None] | None = None
+
+
+def in_doubt_failure(command: ConnectorCommand, reason: str) -> ConnectorResult:
+    return ConnectorResult(
+        header=command.header.caused(
+            ConnectorResult.EVENT_TYPE, source=connector_stage(command.provider)
+        ),
+        command_id=command.command_id,
+        idempotency_key=command.idempotency_key,
+        provider=command.provider,
+        operation=command.operation,
+        status=ResultStatus.FAILED,
+        retryable=True,
+        error_message=reason,
+        attempts=0,
+        context=command.context,
+        ordering_key=command.ordering_key,
+    )
 
 
 class ConnectorWorker:
@@ -59,152 +117,388 @@ class ConnectorWorker:
         self.tenants = tenants
         self.codec = codec
         self.stage = connector_stage(provider)
-        self.ledger = Ledger()
+        self.group = connector_group(provider)
+        self.topic = commands_topic(provider)
+        self.ledger_topic = ledger_topic(provider)
         self.worker = worker_id()
         self.outcomes = OutcomeContext(codec, provider, self.worker, settings.tiers_for(provider))
-
-    def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        numbers = [tp.partition for tp in partitions]
-        restored = self.ledger.remember_all(
-            restore_results(self.settings, results_topic(self.provider), numbers, self.codec)
-        )
-        log.info(
-            "ledger.restored",
-            provider=self.provider,
-            partitions=numbers,
-            results=restored,
-            delivered_keys=len(self.ledger),
-        )
-
-    async def run(self, stop: asyncio.Event) -> None:
-        consumer = Consumer(
+        self.consumer = Consumer(
             consumer_config(
-                self.settings, connector_group(self.provider), **{"max.poll.interval.ms": 600_000}
+                settings,
+                self.group,
+                static=True,
+                # Only moved partitions pause on a rebalance, not all of them.
+                **{"partition.assignment.strategy": "cooperative-sticky"},
             )
         )
-        producer = Producer(producer_config(self.settings, self.stage))
-        consumer.subscribe([commands_topic(self.provider)], on_assign=self._on_assign)
+        self.tx = Transactor(
+            producer_config(
+                settings,
+                self.stage,
+                **{
+                    "transactional.id": f"{self.group}-{settings.instance_id}",
+                    "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS,
+                    "linger.ms": 1,
+                },
+            )
+        )
+        self.store: LedgerStore | None = None
+        self.executor: CommandExecutor | None = None
+        self.progress: dict[int, PartitionProgress] = {}
+        self.committed: dict[int, int] = {}
+        self.paused: set[int] = set()
+        self.lanes: dict[tuple[int, bytes | None], Lane] = {}
+        self.intents: list[Intent] = []
+        self.finished: list[Finished] = []
+        # Ledger writes not committed yet, read before the store.
+        self.overlay: dict[tuple[int, str], dict[str, Any]] = {}
+        self.wake = asyncio.Event()
+        # Calls in flight per tenant: one school's slow provider account takes up
+        # its own share, never every connection of the worker.
+        self.gates: dict[str, asyncio.Semaphore] = {}
+
+    # --- lifecycle ------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        self.tx.init()
+        cluster = self.consumer.list_topics(timeout=30).cluster_id or "unknown"
+        path = self.settings.home / "state" / f"{self.group}-{self.settings.instance_id}.sqlite"
+        self.store = LedgerStore(path, cluster)
+        self.consumer.subscribe(
+            [self.topic],
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_lost,
+        )
         timeout = httpx.Timeout(
             self.settings.http_read_timeout, connect=self.settings.http_connect_timeout
         )
-        limits = httpx.Limits(max_connections=self.settings.connector_concurrency)
-        log.info("connector.started", provider=self.provider)
-        try:
-            async with httpx.AsyncClient(timeout=timeout, limits=limits) as http:
-                executor = CommandExecutor(
-                    adapter(self.provider),
-                    settings=self.settings,
-                    base_url=getattr(self.settings, f"{self.provider}_base_url"),
-                    tenants=self.tenants,
-                    http=http,
-                    policy=RetryPolicy.from_settings(self.settings),
-                    ledger=self.ledger,
-                    sleep=asyncio.sleep,
-                )
-                while not stop.is_set():
-                    await self._cycle(consumer, producer, executor)
-        finally:
-            consumer.close()
-            producer.flush(10)
-            log.info("connector.stopped", provider=self.provider)
+        limits = httpx.Limits(max_connections=self.settings.connector_concurrency * 4)
+        log.info("connector.started", provider=self.provider, ledger=str(path))
+        async with httpx.AsyncClient(timeout=timeout, limits=limits) as http:
+            self.executor = CommandExecutor(
+                adapter(self.provider),
+                settings=self.settings,
+                base_url=getattr(self.settings, f"{self.provider}_base_url"),
+                tenants=self.tenants,
+                http=http,
+                policy=RetryPolicy.from_settings(self.settings),
+            )
+            committer = asyncio.create_task(self._commit_loop(), name=f"commit-{self.provider}")
+            try:
+                await self._serve(stop, committer)
+                await self._drain(committer)
+            finally:
+                committer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await committer
+                self.consumer.close()  # revokes: what finished is committed first
+                self.store.close()
+                log.info("connector.stopped", provider=self.provider)
 
-    async def _cycle(
-        self, consumer: Consumer, producer: Producer, executor: CommandExecutor
-    ) -> None:
-        batch = await asyncio.to_thread(
-            consume_batch, consumer, self.settings.connector_batch_size, 0.5
-        )
-        messages = [m for m in batch if not _log_error(m)]
-        if not messages:
-            return
-        records = await self._process(messages, executor)
-        await _publish(producer, records)
-        consumer.commit(offsets=next_offsets(messages), asynchronous=False)
+    async def _serve(self, stop: asyncio.Event, committer: asyncio.Task[None]) -> None:
+        while not stop.is_set():
+            if committer.done():
+                committer.result()  # a fatal transaction error ends the worker
+            taken = self._poll()
+            await asyncio.sleep(0 if taken else IDLE_POLL_SECONDS)
 
-    async def _process(self, messages: list[Message], executor: CommandExecutor) -> list[Record]:
-        by_key: dict[bytes | None, list[Message]] = defaultdict(list)
+    async def _drain(self, committer: asyncio.Task[None]) -> None:
+        """Stopping: let the commands in hand finish (bounded), then commit them."""
+        running = [lane.task for lane in self.lanes.values() if lane.task is not None]
+        if running and not committer.done():
+            await asyncio.wait(running, timeout=DRAIN_SECONDS)
+        self._commit_now()
+
+    # --- polling and lanes ------------------------------------------------------
+
+    def _poll(self) -> int:
+        messages = self.consumer.consume(self.settings.connector_batch_size, 0)
+        taken = 0
         for msg in messages:
-            by_key[msg.key()].append(msg)
-        gate = asyncio.Semaphore(self.settings.connector_concurrency)
+            error = msg.error()
+            if error is not None:
+                if error.code() != KafkaError._PARTITION_EOF:
+                    log.warning("kafka.consume_error", error=str(error))
+                continue
+            self._dispatch(msg)
+            taken += 1
+        self._apply_backpressure()
+        return taken
 
-        async def one_key(group: list[Message]) -> list[Record]:
-            async with gate:
-                return [r for msg in group for r in await self._handle(msg, executor)]
+    def _dispatch(self, msg: Message) -> None:
+        partition = msg.partition() or 0
+        self.progress.setdefault(partition, PartitionProgress()).take(msg.offset() or 0)
+        key = (partition, msg.key())
+        lane = self.lanes.setdefault(key, Lane())
+        lane.queue.append(msg)
+        if lane.task is None:
+            lane.task = asyncio.create_task(self._run_lane(key, lane))
 
-        groups = await asyncio.gather(*(one_key(g) for g in by_key.values()))
-        return [record for group in groups for record in group]
+    async def _run_lane(self, key: tuple[int, bytes | None], lane: Lane) -> None:
+        while lane.queue:
+            await self._handle(lane.queue[0])
+            lane.queue.popleft()
+        if self.lanes.get(key) is lane:
+            del self.lanes[key]
 
-    async def _handle(self, msg: Message, executor: CommandExecutor) -> list[Record]:
-        source = source_of(msg)
+    def _apply_backpressure(self) -> None:
+        limit = self.settings.connector_batch_size
+        for partition, progress in self.progress.items():
+            tp = [TopicPartition(self.topic, partition)]
+            if partition not in self.paused and progress.in_flight >= limit:
+                self.consumer.pause(tp)
+                self.paused.add(partition)
+            elif partition in self.paused and progress.in_flight <= limit // 2:
+                self.consumer.resume(tp)
+                self.paused.discard(partition)
+
+    # --- one command ----------------------------------------------------------
+
+    async def _handle(self, msg: Message) -> None:
+        partition, offset = msg.partition() or 0, msg.offset() or 0
         try:
             command = decode_as(self.codec, msg.value(), ConnectorCommand)
         except DecodeError as exc:
-            letter = build_dead_letter(
-                source,
-                Failure(exc, retryable=False),
-                stage=self.stage,
-                worker=self.worker,
-                provider=self.provider,
-            )
-            log.warning(
-                "record.dead_lettered",
-                stage=self.stage,
-                error=str(exc),
-                offset=msg.offset(),
-                partition=msg.partition(),
-            )
-            return [event_record(self.codec, dlq_topic(self.stage), letter, key=msg.key())]
+            self._finish(partition, offset, [self._undecodable(msg, exc)], [])
+            return
         structlog.contextvars.bind_contextvars(
             tenant=command.header.tenant,
             correlation_id=command.header.correlation_id,
             provider=self.provider,
             idempotency_key=command.idempotency_key,
         )
-        result = await executor.execute(command)
-        records = records_for(command, result, source, self.outcomes, int(time.time() * 1000))
-        if records[0].topic != results_topic(self.provider):
-            log.info("command.retry_scheduled", topic=records[0].topic)
-        elif len(records) > 1:
-            log.warning(
-                "command.dead_lettered", retryable=result.retryable, error=result.error_message
+        assert self.executor is not None
+        mark = self._mark(partition, command)
+        decision = ledger.decide(
+            self._entry(partition, ledger.entry_key(command)),
+            mark,
+            command,
+            partition,
+            offset,
+            can_look_up=self.executor.can_look_up,
+        )
+        now = int(time.time() * 1000)
+        if isinstance(decision, ledger.Skip):
+            log.info("command.already_carried_out", offset=offset)
+            self._finish(partition, offset, [], [])
+            return
+        if isinstance(decision, ledger.AnswerDuplicate):
+            result = duplicate_of(command, decision.earlier)
+            log.info("command.duplicate_skipped", provider_ref=result.provider_ref)
+            writes = ledger.outcome(
+                command, decision.earlier, partition, offset, now_ms=now, mark=None
             )
-        return records
+        elif isinstance(decision, ledger.Supersede):
+            result = superseded(command, decision.newer_version)
+            log.info("command.superseded", newer=decision.newer_version)
+            writes = ledger.outcome(command, result, partition, offset, now_ms=now, mark=mark)
+        else:
+            result = await self._carry_out(command, partition, offset, decision)
+            done = int(time.time() * 1000)
+            writes = ledger.outcome(command, result, partition, offset, now_ms=done, mark=mark)
+        records = records_for(command, result, source_of(msg), self.outcomes, now)
+        self._finish(partition, offset, records, writes)
 
+    async def _carry_out(
+        self,
+        command: ConnectorCommand,
+        partition: int,
+        offset: int,
+        decision: ledger.LookUp | ledger.Send,
+    ) -> ConnectorResult:
+        assert self.executor is not None
+        tenant = command.header.tenant
+        gate = self.gates.setdefault(tenant, asyncio.Semaphore(self.settings.connector_concurrency))
+        async with gate:
+            if isinstance(decision, ledger.LookUp):
+                checked = await self.executor.look_up(command, decision.since_ms)
+                if isinstance(checked, Found):
+                    log.info("command.found_at_provider", provider_ref=checked.provider_ref)
+                    return found(command, checked)
+                if isinstance(checked, RetryLater):
+                    # Cannot tell whether it happened: sending could send twice.
+                    return in_doubt_failure(command, f"in doubt: {checked.reason}")
+                log.info("command.not_found_at_provider")
+            elif decision.in_doubt:
+                # The provider dedupes it (a key), or doing it twice is doing it once.
+                log.warning("command.resent_in_doubt")
+            await self._record_intent(command, partition, offset)
+            return await self.executor.attempt(command)
 
-def _log_error(msg: Message) -> bool:
-    error = msg.error()
-    if error is None:
-        return False
-    if error.code() != KafkaError._PARTITION_EOF:
-        log.warning("kafka.consume_error", error=str(error))
-    return True
+    def _entry(self, partition: int, key: str) -> ledger.LedgerEntry | None:
+        value = self.overlay.get((partition, key))
+        if value is None and self.store is not None:
+            value = self.store.get(partition, key)
+        return None if value is None else ledger.LedgerEntry.model_validate(value)
 
+    def _mark(self, partition: int, command: ConnectorCommand) -> ledger.OrderMark | None:
+        key = ledger.mark_key(command)
+        if key is None:
+            return None
+        value = self.overlay.get((partition, key))
+        if value is None and self.store is not None:
+            value = self.store.get(partition, key)
+        return None if value is None else ledger.OrderMark.model_validate(value)
 
-async def _publish(producer: Producer, records: list[Record]) -> None:
-    """Produce every record and wait until all are acknowledged, retrying failures."""
-    pending = records
-    while pending:
-        failed: list[Record] = []
-        for record in pending:
+    async def _record_intent(self, command: ConnectorCommand, partition: int, offset: int) -> None:
+        write = ledger.intent(command, partition, offset, int(time.time() * 1000))
+        committed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.overlay[(partition, write.key)] = write.value
+        self.intents.append(Intent(write, committed))
+        self.wake.set()
+        await committed
 
-            def on_delivery(
-                err: KafkaError | None,
-                _msg: Message,
-                record: Record = record,
-                failed: list[Record] = failed,
-            ) -> None:
-                if err is not None:
-                    failed.append(record)
+    def _finish(
+        self, partition: int, offset: int, records: list[Record], writes: list[ledger.LedgerWrite]
+    ) -> None:
+        for write in writes:
+            self.overlay[(write.partition, write.key)] = write.value
+        self.finished.append(Finished(partition, offset, records, writes))
+        self.wake.set()
 
-            producer.produce(
-                record.topic,
-                value=record.value,
-                key=record.key,
-                headers=record.headers,
-                on_delivery=on_delivery,
+    def _undecodable(self, msg: Message, exc: Exception) -> Record:
+        letter = build_dead_letter(
+            source_of(msg),
+            Failure(exc, retryable=False),
+            stage=self.stage,
+            worker=self.worker,
+            provider=self.provider,
+        )
+        log.warning("record.dead_lettered", stage=self.stage, error=str(exc), offset=msg.offset())
+        return event_record(self.codec, dlq_topic(self.stage), letter, key=msg.key())
+
+    # --- transactions ---------------------------------------------------------
+
+    async def _commit_loop(self) -> None:
+        next_expiry = time.monotonic() + EXPIRE_EVERY_SECONDS
+        while True:
+            await self.wake.wait()
+            self.wake.clear()
+            await asyncio.sleep(COMMIT_LINGER_SECONDS)
+            self._commit_now()
+            if time.monotonic() >= next_expiry and self.store is not None:
+                next_expiry = time.monotonic() + EXPIRE_EVERY_SECONDS
+                horizon = int(time.time() * 1000) - LEDGER_RETENTION_DAYS * 86_400_000
+                log.info("ledger.expired", entries=self.store.expire(horizon))
+
+    def _commit_now(self) -> None:
+        owned = set(self.progress)
+        intents = [i for i in self.intents if i.write.partition in owned]
+        finished = [f for f in self.finished if f.partition in owned]
+        self.intents, self.finished = [], []
+        if not intents and not finished:
+            return
+        offsets = self._offsets_with(finished)
+        records = [ledger.ledger_record(self.ledger_topic, i.write) for i in intents]
+        for item in finished:
+            records += item.records
+            records += [ledger.ledger_record(self.ledger_topic, w) for w in item.writes]
+        ledger_offsets: dict[int, int] = {}
+
+        def delivered(err: KafkaError | None, msg: Message) -> None:
+            if err is None and msg.topic() == self.ledger_topic:
+                partition = msg.partition() or 0
+                ledger_offsets[partition] = max(
+                    ledger_offsets.get(partition, 0), (msg.offset() or 0) + 1
+                )
+
+        def produce() -> None:
+            for record in records:
+                self.tx.produce(record, on_delivery=delivered)
+
+        metadata = self.consumer.consumer_group_metadata() if offsets else None
+        try:
+            self.tx.run(produce, offsets, metadata)
+        except TransactionAbortedError:
+            # Nothing of it is visible: the same outcomes and intents go again.
+            self.intents = intents + self.intents
+            self.finished = finished + self.finished
+            self.wake.set()
+            return
+        self._committed(intents, finished, offsets, ledger_offsets)
+
+    def _offsets_with(self, finished: list[Finished]) -> list[TopicPartition]:
+        finishing: dict[int, set[int]] = {}
+        for item in finished:
+            finishing.setdefault(item.partition, set()).add(item.offset)
+        offsets = []
+        for partition, progress in self.progress.items():
+            offset = progress.committable_with(finishing.get(partition, set()))
+            if offset is not None and offset > self.committed.get(partition, -1):
+                offsets.append(TopicPartition(self.topic, partition, offset))
+        return offsets
+
+    def _committed(
+        self,
+        intents: list[Intent],
+        finished: list[Finished],
+        offsets: list[TopicPartition],
+        ledger_offsets: dict[int, int],
+    ) -> None:
+        for intent in intents:
+            if not intent.committed.done():
+                intent.committed.set_result(None)
+        for item in finished:
+            self.progress[item.partition].finish(item.offset)
+        for tp in offsets:
+            self.committed[tp.partition] = tp.offset
+        writes = [i.write for i in intents] + [w for f in finished for w in f.writes]
+        assert self.store is not None
+        self.store.apply(writes, ledger_offsets)
+        for write in writes:
+            slot = (write.partition, write.key)
+            if self.overlay.get(slot) is write.value:
+                del self.overlay[slot]
+
+    # --- rebalances -------------------------------------------------------------
+
+    def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        assert self.store is not None
+        started = time.monotonic()
+        for tp in partitions:
+            read = catch_up(self.settings, self.store, self.ledger_topic, tp.partition)
+            self.progress[tp.partition] = PartitionProgress()
+            log.info(
+                "ledger.caught_up",
+                partition=tp.partition,
+                records_read=read,
+                entries=self.store.count(tp.partition),
             )
-        await asyncio.to_thread(producer.flush)
-        if failed:
-            log.error("kafka.results_not_acknowledged", count=len(failed))
-            await asyncio.sleep(1.0)
-        pending = failed
+        log.info(
+            "partitions.assigned",
+            partitions=[tp.partition for tp in partitions],
+            ms=round((time.monotonic() - started) * 1000),
+        )
+
+    def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        revoked = {tp.partition for tp in partitions}
+        self._stop_lanes(revoked)
+        self._commit_now()  # what finished, while the partitions are still ours
+        self._forget(revoked)
+
+    def _on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # No longer ours: nothing of them may be committed any more.
+        lost = {tp.partition for tp in partitions}
+        self._stop_lanes(lost)
+        self.finished = [f for f in self.finished if f.partition not in lost]
+        self._forget(lost)
+
+    def _stop_lanes(self, partitions: set[int]) -> None:
+        for key, lane in list(self.lanes.items()):
+            if key[0] in partitions:
+                if lane.task is not None:
+                    lane.task.cancel()
+                del self.lanes[key]
+        for intent in self.intents:
+            if intent.write.partition in partitions:
+                intent.committed.cancel()
+        self.intents = [i for i in self.intents if i.write.partition not in partitions]
+
+    def _forget(self, partitions: set[int]) -> None:
+        for partition in partitions:
+            self.progress.pop(partition, None)
+            self.committed.pop(partition, None)
+            self.paused.discard(partition)
+        self.overlay = {k: v for k, v in self.overlay.items() if k[0] not in partitions}
+        log.info("partitions.revoked", partitions=sorted(partitions))

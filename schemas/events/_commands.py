@@ -136,6 +136,8 @@ class ConnectorCommand(Event):
     payload: CommandPayload
     context: dict[str, str] = Field(default_factory=dict)
     ordering_key: str | None = None
+    # Where this command stands among its ordering key's (a change's LSN).
+    ordering_version: int | None = None
 
     @property
     def operation(self) -> str:
@@ -159,6 +161,8 @@ class ConnectorCommand(Event):
 class ResultStatus(StrEnum):
     DELIVERED = "DELIVERED"
     FAILED = "FAILED"
+    # Not sent: a newer command for the same ordering key was delivered first.
+    SUPERSEDED = "SUPERSEDED"
 
 
 class ConnectorResult(Event):
@@ -182,6 +186,6 @@ class ConnectorResult(Event):
     ordering_key: str | None = None
 
     def key(self) -> str:
-        # Same key as the command, so the result lands on the same partition
-        # number as the command it answers (the idempotency ledger relies on it).
-        return entity_key(self.header.tenant, self.ordering_key or self.idempotency_key)
+        # One result per command: keyed by its idempotency key, never by the
+        # ordering key (a compacted topic keyed by row kept one result per row).
+        return entity_key(self.header.tenant, self.idempotency_key)
