@@ -32,6 +32,7 @@ from connectors.base import (
     Rejected,
     RetryLater,
 )
+from connectors.ledger import IN_DOUBT_SINCE
 from connectors.lookup import Found, NextPage, NotFound, supports_lookup
 from connectors.retry import Attempted, RetryPolicy, Sleep, with_retries
 from hub.settings import Settings
@@ -67,8 +68,13 @@ def _base(command: ConnectorCommand, attempts: int) -> dict[str, Any]:
 
 
 def result_for(
-    command: ConnectorCommand, attempted: Attempted, latency_ms: float
+    command: ConnectorCommand,
+    attempted: Attempted,
+    latency_ms: float,
+    in_doubt_since_ms: float | None = None,
 ) -> ConnectorResult:
+    """`in_doubt_since_ms`: a try that may have reached the provider was never confirmed
+    either way; a failure keeps it (the ledger then looks it up before a resend)."""
     outcome = attempted.outcome
     base = _base(command, attempted.attempts)
     if isinstance(outcome, Delivered):
@@ -79,6 +85,7 @@ def result_for(
             http_status=outcome.http_status,
             details={**outcome.details, "latency_ms": f"{latency_ms:.1f}"},
         )
+    doubt = {IN_DOUBT_SINCE: str(int(in_doubt_since_ms))} if in_doubt_since_ms else {}
     return ConnectorResult(
         **base,
         status=ResultStatus.FAILED,
@@ -86,6 +93,7 @@ def result_for(
         http_status=outcome.http_status,
         error_code=outcome.error_code,
         error_message=outcome.reason,
+        details=doubt,
     )
 
 
@@ -157,22 +165,25 @@ class CommandExecutor:
 
     async def attempt(self, command: ConnectorCommand) -> ConnectorResult:
         started = time.perf_counter()
-        attempted = await self._attempt(command)
-        result = result_for(command, attempted, (time.perf_counter() - started) * 1000)
+        attempted, doubt_since = await self._attempt(command)
+        latency = (time.perf_counter() - started) * 1000
+        result = result_for(command, attempted, latency, doubt_since)
         self._log(result)
         return result
 
-    async def _attempt(self, command: ConnectorCommand) -> Attempted:
+    async def _attempt(self, command: ConnectorCommand) -> tuple[Attempted, float | None]:
+        """The outcome, and since when a try is in doubt (None: none is)."""
         tenant = self.tenants.get(command.header.tenant)
         if tenant is None:
-            return Attempted(Rejected(f"unknown tenant {command.header.tenant!r}"), 0)
+            return Attempted(Rejected(f"unknown tenant {command.header.tenant!r}"), 0), None
         if not isinstance(command.payload, self.adapter.payload_type):
-            return Attempted(Rejected(f"{self.adapter.name} cannot do {command.operation}"), 0)
+            rejected = Rejected(f"{self.adapter.name} cannot do {command.operation}")
+            return Attempted(rejected, 0), None
         try:
             request = self.adapter.build_request(command, command.payload, tenant, self.base_url)
             auth = self.adapter.auth(tenant, self.settings)
         except MissingCredentialsError as exc:
-            return Attempted(Rejected(str(exc)), 0)
+            return Attempted(Rejected(str(exc)), 0), None
         doubt_since: float | None = None
 
         async def one_try() -> Outcome:
@@ -189,7 +200,9 @@ class CommandExecutor:
                 doubt_since = doubt_since or sent_at
             return outcome
 
-        return await with_retries(one_try, self.policy, self.sleep)
+        attempted = await with_retries(one_try, self.policy, self.sleep)
+        resolved = isinstance(attempted.outcome, Delivered)
+        return attempted, None if resolved else doubt_since
 
     async def _send(self, request: httpx.Request, auth: httpx.Auth | None) -> Outcome:
         try:

@@ -12,7 +12,8 @@ they go with. An entry is one of:
   duplicate without calling again.
 - failed: it failed (and went to a retry tier, or became a dead letter); a
   later record with the same key — the tier's, an operator's replay — tries
-  again.
+  again. A failure that may have reached the provider (a lost answer nobody
+  could confirm) stays in doubt: the next try asks the provider first.
 - superseded: not sent, because a newer command for the same ordering key
   (a row's later change) was delivered first.
 
@@ -51,6 +52,8 @@ class LedgerEntry(BaseModel):
     # Intent: when the attempt began (a provider lookup searches from there).
     at_ms: int
     result: dict[str, Any] | None = None  # the delivery's ConnectorResult, as JSON
+    # A failure whose attempt may have happened: since when it is in doubt.
+    in_doubt_since: int | None = None
 
     def decided(self, partition: int, offset: int) -> bool:
         """A final entry made for exactly this record?"""
@@ -63,6 +66,11 @@ class LedgerEntry(BaseModel):
 class OrderMark(BaseModel):
     version: int
     idempotency_key: str
+    at_ms: int = 0  # when it was written: it ages out of the local store like entries
+
+
+# In a failed result's details: the attempt may have happened, since then (epoch ms).
+IN_DOUBT_SINCE = "in_doubt_since_ms"
 
 
 def entry_key(command: ConnectorCommand) -> str:
@@ -131,9 +139,18 @@ def decide(
     version = command.ordering_version
     if mark is not None and version is not None and version < mark.version:
         return Supersede(mark.version)
-    if entry is not None and entry.state is EntryState.INTENT:
-        return LookUp(entry.at_ms) if can_look_up else Send(in_doubt=True)
+    doubt = _doubt_since(entry)
+    if doubt is not None:
+        return LookUp(doubt) if can_look_up else Send(in_doubt=True)
     return Send()
+
+
+def _doubt_since(entry: LedgerEntry | None) -> int | None:
+    if entry is None:
+        return None
+    if entry.state is EntryState.INTENT:
+        return entry.at_ms
+    return entry.in_doubt_since if entry.state is EntryState.FAILED else None
 
 
 # --- what to write -------------------------------------------------------------
@@ -172,6 +189,7 @@ def outcome(
         "SUPERSEDED": EntryState.SUPERSEDED,
     }.get(result.status, EntryState.FAILED)
     delivered = state is EntryState.DELIVERED
+    doubt = result.details.get(IN_DOUBT_SINCE) if state is EntryState.FAILED else None
     entry = LedgerEntry(
         state=state,
         command_id=command.command_id,
@@ -179,12 +197,15 @@ def outcome(
         offset=offset,
         at_ms=now_ms,
         result=result.model_dump(mode="json") if delivered else None,
+        in_doubt_since=int(doubt) if doubt and doubt.isdigit() else None,
     )
     writes = [LedgerWrite(partition, entry_key(command), entry.model_dump(mode="json"))]
     key, version = mark_key(command), command.ordering_version
     newer = version is not None and (mark is None or version > mark.version)
     if delivered and key is not None and version is not None and newer:
-        new_mark = OrderMark(version=version, idempotency_key=command.idempotency_key)
+        new_mark = OrderMark(
+            version=version, idempotency_key=command.idempotency_key, at_ms=now_ms
+        )
         writes.append(LedgerWrite(partition, key, new_mark.model_dump()))
     return writes
 

@@ -36,6 +36,7 @@ from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 from connectors import ledger
 from connectors.base import RetryLater
 from connectors.executor import CommandExecutor, duplicate_of, found, superseded
+from connectors.ledger import IN_DOUBT_SINCE
 from connectors.ledger_store import LedgerStore
 from connectors.lookup import Found
 from connectors.outcomes import OutcomeContext, records_for
@@ -90,7 +91,9 @@ class Lane:
     task: asyncio.Task[None] | None = None
 
 
-def in_doubt_failure(command: ConnectorCommand, reason: str) -> ConnectorResult:
+def in_doubt_failure(command: ConnectorCommand, reason: str, since_ms: int) -> ConnectorResult:
+    """An attempt in doubt the provider could not confirm either way: retried later,
+    still in doubt (its ledger entry keeps when the doubt began)."""
     return ConnectorResult(
         header=command.header.caused(
             ConnectorResult.EVENT_TYPE, source=connector_stage(command.provider)
@@ -103,6 +106,7 @@ def in_doubt_failure(command: ConnectorCommand, reason: str) -> ConnectorResult:
         retryable=True,
         error_message=reason,
         attempts=0,
+        details={IN_DOUBT_SINCE: str(since_ms)},
         context=command.context,
         ordering_key=command.ordering_key,
     )
@@ -318,7 +322,8 @@ class ConnectorWorker:
                     return found(command, checked)
                 if isinstance(checked, RetryLater):
                     # Cannot tell whether it happened: sending could send twice.
-                    return in_doubt_failure(command, f"in doubt: {checked.reason}")
+                    reason = f"in doubt: {checked.reason}"
+                    return in_doubt_failure(command, reason, decision.since_ms)
                 log.info("command.not_found_at_provider")
             elif decision.in_doubt:
                 # The provider dedupes it (a key), or doing it twice is doing it once.

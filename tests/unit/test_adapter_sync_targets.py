@@ -27,7 +27,6 @@ from connectors.executor import CommandExecutor
 from connectors.fcm import Fcm
 from connectors.google_auth import GoogleServiceAccountAuth
 from connectors.gworkspace import GoogleWorkspace
-from connectors.ledger import Ledger
 from connectors.mobileapp import MobileApp
 from connectors.registry import PROVIDERS
 from connectors.retry import RetryPolicy
@@ -545,7 +544,6 @@ def executor(
         tenants=tenants,
         http=httpx.AsyncClient(transport=fake.transport()),
         policy=RetryPolicy(base_seconds=0),
-        ledger=Ledger(),
         sleep=sleep,
     )
 
@@ -556,7 +554,7 @@ async def run(
     sleep = SleepRecorder()
     ex = executor(adapter, fake, base_url, sleep)
     async with ex.http:
-        result = await ex.execute(command(adapter.name, payload, **kw))
+        result = await ex.attempt(command(adapter.name, payload, **kw))
     return result, sleep
 
 
