@@ -1,0 +1,1 @@
+"""`make chaos`: the fault suite (README: "Guarantees, and how they are tested")."""

@@ -1,0 +1,170 @@
+"""A throwaway hub for fault scenarios: its own broker (or three), PostgreSQL, every component.
+
+Everything runs the way `hub run` runs it (HubStack, the same processes and
+settings), on free ports, with its data in a temporary directory, and is torn
+down whatever happens. Faults come from outside, as they do in production: a
+SIGKILL to a component's process group, a broker stopped and started, a
+provider simulator told to fail, stall or hold its answer.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka.admin import AdminClient
+
+from hub import erp
+from hub.kafka import admin_config
+from hub.local_cluster import ClusterConfig, LocalCluster
+from hub.local_kafka import BrokerConfig, LocalBroker
+from hub.local_postgres import LocalPostgres, PostgresConfig
+from hub.ports import free_port
+from hub.settings import Settings
+from hub.stack import HubStack, with_simulators
+from hub.supervisor import Event, RestartPolicy
+from hub.tenants import demo_tenant_config
+from hub.topic_admin import apply_catalog
+from hub.topics import catalog_for
+from simulators.client import SimulatorClient
+
+TENANTS = (("greenwood", "Greenwood High School"), ("riverside", "Riverside Public School"))
+
+# A fault injector kills on purpose, over and over: restart at once, never give up.
+CHAOS_RESTARTS = RestartPolicy(
+    initial_delay=0.2, factor=1.5, max_delay=2.0, stable_after=20.0, max_rapid_crashes=10_000
+)
+
+
+def chaos_settings(home: Path, bootstrap: str, tenants_file: Path, **overrides: Any) -> Settings:
+    """The hub's defaults, with waits scaled to minutes instead of hours."""
+    base: dict[str, Any] = {
+        "home": home,
+        "kafka_bootstrap_servers": bootstrap,
+        "ingress_port": free_port(),
+        "simulator_port": free_port(),
+        "cdc_connect_port": free_port(),
+        "tenants_file": tenants_file,
+        # The seed's 1-2-4-8 s, scaled down; tiers long enough together to outlast a
+        # two-minute provider outage (5+10+20+40+80 s).
+        "retry_base_seconds": 0.2,
+        "retry_max_seconds": 1.0,
+        "retry_tiers": {"default": [5.0, 10.0, 20.0, 40.0, 80.0]},
+        "http_connect_timeout": 2.0,
+        "http_read_timeout": 5.0,
+        # The simulator's activity feed is consistent at once (SendGrid's is not).
+        "lookup_settle_seconds": {"sendgrid": 0.5},
+        "ingress_produce_timeout_ms": 3000,
+        "log_level": "INFO",
+    }
+    return with_simulators(Settings(**{**base, **overrides}))
+
+
+@dataclass
+class Environment:
+    settings: Settings
+    stack: HubStack
+    sim: SimulatorClient
+    broker: LocalBroker | None = None
+    cluster: LocalCluster | None = None
+    postgres: LocalPostgres | None = None
+    events: list[Event] = field(default_factory=list)
+
+    def kill(self, component: str) -> None:
+        self.stack.supervisor.kill(component)
+
+    def restarts(self, component: str) -> int:
+        return self.stack.supervisor.services[component].restarts
+
+    def wait_running(self, component: str, timeout: float = 60.0) -> None:
+        service = self.stack.supervisor.services[component]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if service.alive() and service.ready():
+                return
+            time.sleep(0.2)
+        raise TimeoutError(f"{component} did not come back within {timeout:.0f}s")
+
+
+def _supervise(stack: HubStack, stop: threading.Event) -> None:
+    while not stop.wait(0.2):
+        stack.restart_crashed()
+
+
+@contextmanager
+def environment(
+    *, nodes: int = 1, cdc: bool = False, overrides: dict[str, Any] | None = None
+) -> Iterator[Environment]:
+    workdir = Path(tempfile.mkdtemp(prefix="hub-chaos-"))
+    workdir.chmod(0o755)  # PostgreSQL runs as its own user when we are root
+    with ExitStack() as cleanup:
+        cleanup.callback(shutil.rmtree, workdir, True)
+        broker, cluster, bootstrap = _start_kafka(workdir, nodes, cleanup)
+        tenants_file = workdir / "tenants.toml"
+        tenants_file.write_text("\n".join(demo_tenant_config(t, n) for t, n in TENANTS))
+        extra = dict(overrides or {})
+        if nodes > 1:
+            extra["topic_replication_factor"] = 3
+        postgres = _start_postgres(workdir, cleanup) if cdc else None
+        if postgres is not None:
+            extra["postgres_dsn"] = postgres.cfg.dsn
+        settings = chaos_settings(workdir / "home", bootstrap, tenants_file, **extra)
+        apply_catalog(
+            AdminClient(admin_config(settings)),
+            catalog_for(settings),
+            settings.topic_partitions,
+            settings.topic_replication_factor,
+        )
+        events: list[Event] = []
+        stack = HubStack(
+            settings, workdir / "logs", cdc=cdc, policy=CHAOS_RESTARTS, on_event=events.append
+        )
+        sim = SimulatorClient(settings.simulator_url)
+        env = Environment(settings, stack, sim, broker, cluster, postgres, events)
+        env.stack.start(timeout=180)
+        cleanup.callback(env.stack.stop)
+        stop = threading.Event()
+        thread = threading.Thread(target=_supervise, args=(env.stack, stop), daemon=True)
+        thread.start()
+        cleanup.callback(thread.join, 5)
+        cleanup.callback(stop.set)
+        cleanup.callback(env.sim.close)
+        yield env
+
+
+def _start_kafka(
+    workdir: Path, nodes: int, cleanup: ExitStack
+) -> tuple[LocalBroker | None, LocalCluster | None, str]:
+    cache = Settings().home
+    if nodes == 1:
+        broker = LocalBroker(
+            BrokerConfig(
+                home=workdir / "kafka",
+                port=free_port(),
+                controller_port=free_port(),
+                heap="768m",
+                cache_home=cache,
+            )
+        )
+        cleanup.callback(broker.down)
+        broker.up(timeout=120)
+        return broker, None, broker.cfg.bootstrap
+    cluster = LocalCluster(ClusterConfig(home=workdir / "kafka", nodes=nodes, cache_home=cache))
+    cleanup.callback(cluster.down)
+    cluster.up(timeout=180)
+    return None, cluster, cluster.bootstrap
+
+
+def _start_postgres(workdir: Path, cleanup: ExitStack) -> LocalPostgres:
+    postgres = LocalPostgres(PostgresConfig(root=workdir / "pg", port=free_port()))
+    cleanup.callback(postgres.destroy)
+    postgres.up()
+    erp.install(erp.engine_for(postgres.cfg.dsn))
+    return postgres
