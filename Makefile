@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test lint bench clean
+.PHONY: setup run test lint bench chaos clean
 
 $(STAMP): pyproject.toml constraints.txt deploy/bootstrap.sh
 	bash deploy/bootstrap.sh
@@ -31,6 +31,11 @@ test: lint
 
 bench: setup
 	$(BIN)/python -m bench
+
+# The fault suite: every scenario on hubs of its own (about 20 minutes), or one:
+# make chaos SCENARIO=connectors   (python -m chaos --help lists them)
+chaos: setup
+	$(BIN)/python -m chaos $(SCENARIO)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

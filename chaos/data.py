@@ -82,8 +82,9 @@ def _judge_outboxed(env: Environment, payments: list[Payment], timeout: float) -
     while True:
         created: Counter[str] = Counter()
         for order in events(env.settings, PAYMENT_ORDERS):
-            ok = isinstance(order, PaymentOrderResult) and order.status is OrderStatus.CREATED
-            if ok and order.request_id in wanted:
+            if not isinstance(order, PaymentOrderResult) or order.status is not OrderStatus.CREATED:
+                continue
+            if order.request_id in wanted:
                 created[order.request_id] += 1
         if len(created) == len(wanted) or time.monotonic() >= deadline:
             break

@@ -69,7 +69,8 @@ def _applied(requests: list[dict[str, Any]], student: Student) -> dict[str, list
     for r in requests:
         if r.get("response_status") not in (200, 201, 202) or r.get("method") == "GET":
             continue
-        body = r.get("body") if isinstance(r.get("body"), dict) else {}
+        raw = r.get("body")
+        body: dict[str, Any] = raw if isinstance(raw, dict) else {}
         provider = r["provider"]
         if provider == "gworkspace" and student.email in r["path"]:
             phones = body.get("phones") or [{}]

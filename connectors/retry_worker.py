@@ -26,6 +26,7 @@ from hub.kafka import (
     Record,
     as_header_list,
     consume_batch,
+    consume_error,
     consumer_config,
     event_record,
     producer_config,
@@ -121,7 +122,7 @@ class RetryWorker:
         sends: list[Message] = []
         now = int(time.time() * 1000)
         for msg in messages:
-            if msg.error():
+            if consume_error(msg):
                 continue
             tp = (msg.topic() or "", msg.partition() or 0)
             if tp in self.gate.held:

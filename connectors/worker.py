@@ -27,7 +27,6 @@ import contextlib
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
 
 import httpx
 import structlog
@@ -35,17 +34,17 @@ from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
 from connectors import ledger
 from connectors.base import RetryLater
+from connectors.commits import Commits
 from connectors.executor import CommandExecutor, duplicate_of, found, superseded
 from connectors.ledger import IN_DOUBT_SINCE
 from connectors.ledger_store import LedgerStore
 from connectors.lookup import Found
 from connectors.outcomes import OutcomeContext, records_for
-from connectors.progress import PartitionProgress
 from connectors.registry import adapter
 from connectors.restore import catch_up
 from connectors.retry import RetryPolicy
 from hub.dead_letters import Failure, build_dead_letter, source_of, worker_id
-from hub.kafka import Record, consumer_config, event_record, producer_config
+from hub.kafka import Record, consume_error, consumer_config, event_record, producer_config
 from hub.settings import Settings
 from hub.tenants import TenantDirectory
 from hub.topics import (
@@ -56,7 +55,7 @@ from hub.topics import (
     dlq_topic,
     ledger_topic,
 )
-from hub.transactions import TransactionAbortedError, Transactor
+from hub.transactions import Transactor
 from schemas.codec import Codec, DecodeError
 from schemas.events import ConnectorCommand, ConnectorResult, ResultStatus, decode_as
 
@@ -67,20 +66,6 @@ COMMIT_LINGER_SECONDS = 0.002  # gather what finishes together into one transact
 DRAIN_SECONDS = 10.0
 EXPIRE_EVERY_SECONDS = 3600.0
 TRANSACTION_TIMEOUT_MS = 15_000
-
-
-@dataclass
-class Finished:
-    partition: int
-    offset: int
-    records: list[Record]
-    writes: list[ledger.LedgerWrite]
-
-
-@dataclass
-class Intent:
-    write: ledger.LedgerWrite
-    committed: asyncio.Future[None]
 
 
 @dataclass
@@ -146,17 +131,10 @@ class ConnectorWorker:
                 },
             )
         )
-        self.store: LedgerStore | None = None
+        self.commits: Commits | None = None
         self.executor: CommandExecutor | None = None
-        self.progress: dict[int, PartitionProgress] = {}
-        self.committed: dict[int, int] = {}
         self.paused: set[int] = set()
         self.lanes: dict[tuple[int, bytes | None], Lane] = {}
-        self.intents: list[Intent] = []
-        self.finished: list[Finished] = []
-        # Ledger writes not committed yet, read before the store.
-        self.overlay: dict[tuple[int, str], dict[str, Any]] = {}
-        self.wake = asyncio.Event()
         # Calls in flight per tenant: one school's slow provider account takes up
         # its own share, never every connection of the worker.
         self.gates: dict[str, asyncio.Semaphore] = {}
@@ -167,7 +145,8 @@ class ConnectorWorker:
         self.tx.init()
         cluster = self.consumer.list_topics(timeout=30).cluster_id or "unknown"
         path = self.settings.home / "state" / f"{self.group}-{self.settings.instance_id}.sqlite"
-        self.store = LedgerStore(path, cluster)
+        store = LedgerStore(path, cluster)
+        self.commits = Commits(self.tx, self.consumer, store, self.topic, self.ledger_topic)
         self.consumer.subscribe(
             [self.topic],
             on_assign=self._on_assign,
@@ -197,7 +176,7 @@ class ConnectorWorker:
                 with contextlib.suppress(asyncio.CancelledError):
                     await committer
                 self.consumer.close()  # revokes: what finished is committed first
-                self.store.close()
+                store.close()
                 log.info("connector.stopped", provider=self.provider)
 
     async def _serve(self, stop: asyncio.Event, committer: asyncio.Task[None]) -> None:
@@ -212,7 +191,7 @@ class ConnectorWorker:
         running = [lane.task for lane in self.lanes.values() if lane.task is not None]
         if running and not committer.done():
             await asyncio.wait(running, timeout=DRAIN_SECONDS)
-        self._commit_now()
+        self._commits.commit_now()
 
     # --- polling and lanes ------------------------------------------------------
 
@@ -220,7 +199,7 @@ class ConnectorWorker:
         messages = self.consumer.consume(self.settings.connector_batch_size, 0)
         taken = 0
         for msg in messages:
-            error = msg.error()
+            error = consume_error(msg)
             if error is not None:
                 if error.code() != KafkaError._PARTITION_EOF:
                     log.warning("kafka.consume_error", error=str(error))
@@ -230,9 +209,14 @@ class ConnectorWorker:
         self._apply_backpressure()
         return taken
 
+    @property
+    def _commits(self) -> Commits:
+        assert self.commits is not None, "the worker is not running"
+        return self.commits
+
     def _dispatch(self, msg: Message) -> None:
         partition = msg.partition() or 0
-        self.progress.setdefault(partition, PartitionProgress()).take(msg.offset() or 0)
+        self._commits.take(partition, msg.offset() or 0)
         key = (partition, msg.key())
         lane = self.lanes.setdefault(key, Lane())
         lane.queue.append(msg)
@@ -248,12 +232,12 @@ class ConnectorWorker:
 
     def _apply_backpressure(self) -> None:
         limit = self.settings.connector_batch_size
-        for partition, progress in self.progress.items():
+        for partition, in_flight in self._commits.in_flight().items():
             tp = [TopicPartition(self.topic, partition)]
-            if partition not in self.paused and progress.in_flight >= limit:
+            if partition not in self.paused and in_flight >= limit:
                 self.consumer.pause(tp)
                 self.paused.add(partition)
-            elif partition in self.paused and progress.in_flight <= limit // 2:
+            elif partition in self.paused and in_flight <= limit // 2:
                 self.consumer.resume(tp)
                 self.paused.discard(partition)
 
@@ -264,7 +248,7 @@ class ConnectorWorker:
         try:
             command = decode_as(self.codec, msg.value(), ConnectorCommand)
         except DecodeError as exc:
-            self._finish(partition, offset, [self._undecodable(msg, exc)], [])
+            self._commits.finish(partition, offset, [self._undecodable(msg, exc)], [])
             return
         structlog.contextvars.bind_contextvars(
             tenant=command.header.tenant,
@@ -285,7 +269,7 @@ class ConnectorWorker:
         now = int(time.time() * 1000)
         if isinstance(decision, ledger.Skip):
             log.info("command.already_carried_out", offset=offset)
-            self._finish(partition, offset, [], [])
+            self._commits.finish(partition, offset, [], [])
             return
         if isinstance(decision, ledger.AnswerDuplicate):
             result = duplicate_of(command, decision.earlier)
@@ -302,7 +286,7 @@ class ConnectorWorker:
             done = int(time.time() * 1000)
             writes = ledger.outcome(command, result, partition, offset, now_ms=done, mark=mark)
         records = records_for(command, result, source_of(msg), self.outcomes, now)
-        self._finish(partition, offset, records, writes)
+        self._commits.finish(partition, offset, records, writes)
 
     async def _carry_out(
         self,
@@ -328,39 +312,19 @@ class ConnectorWorker:
             elif decision.in_doubt:
                 # The provider dedupes it (a key), or doing it twice is doing it once.
                 log.warning("command.resent_in_doubt")
-            await self._record_intent(command, partition, offset)
+            await self._commits.intent(
+                ledger.intent(command, partition, offset, int(time.time() * 1000))
+            )
             return await self.executor.attempt(command)
 
     def _entry(self, partition: int, key: str) -> ledger.LedgerEntry | None:
-        value = self.overlay.get((partition, key))
-        if value is None and self.store is not None:
-            value = self.store.get(partition, key)
+        value = self._commits.read(partition, key)
         return None if value is None else ledger.LedgerEntry.model_validate(value)
 
     def _mark(self, partition: int, command: ConnectorCommand) -> ledger.OrderMark | None:
         key = ledger.mark_key(command)
-        if key is None:
-            return None
-        value = self.overlay.get((partition, key))
-        if value is None and self.store is not None:
-            value = self.store.get(partition, key)
+        value = None if key is None else self._commits.read(partition, key)
         return None if value is None else ledger.OrderMark.model_validate(value)
-
-    async def _record_intent(self, command: ConnectorCommand, partition: int, offset: int) -> None:
-        write = ledger.intent(command, partition, offset, int(time.time() * 1000))
-        committed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.overlay[(partition, write.key)] = write.value
-        self.intents.append(Intent(write, committed))
-        self.wake.set()
-        await committed
-
-    def _finish(
-        self, partition: int, offset: int, records: list[Record], writes: list[ledger.LedgerWrite]
-    ) -> None:
-        for write in writes:
-            self.overlay[(write.partition, write.key)] = write.value
-        self.finished.append(Finished(partition, offset, records, writes))
-        self.wake.set()
 
     def _undecodable(self, msg: Message, exc: Exception) -> Record:
         letter = build_dead_letter(
@@ -376,99 +340,31 @@ class ConnectorWorker:
     # --- transactions ---------------------------------------------------------
 
     async def _commit_loop(self) -> None:
+        commits = self._commits
         next_expiry = time.monotonic() + EXPIRE_EVERY_SECONDS
         while True:
-            await self.wake.wait()
-            self.wake.clear()
+            await commits.wake.wait()
+            commits.wake.clear()
             await asyncio.sleep(COMMIT_LINGER_SECONDS)
-            self._commit_now()
-            if time.monotonic() >= next_expiry and self.store is not None:
+            commits.commit_now()
+            if time.monotonic() >= next_expiry:
                 next_expiry = time.monotonic() + EXPIRE_EVERY_SECONDS
                 horizon = int(time.time() * 1000) - LEDGER_RETENTION_DAYS * 86_400_000
-                log.info("ledger.expired", entries=self.store.expire(horizon))
-
-    def _commit_now(self) -> None:
-        owned = set(self.progress)
-        intents = [i for i in self.intents if i.write.partition in owned]
-        finished = [f for f in self.finished if f.partition in owned]
-        self.intents, self.finished = [], []
-        if not intents and not finished:
-            return
-        offsets = self._offsets_with(finished)
-        records = [ledger.ledger_record(self.ledger_topic, i.write) for i in intents]
-        for item in finished:
-            records += item.records
-            records += [ledger.ledger_record(self.ledger_topic, w) for w in item.writes]
-        ledger_offsets: dict[int, int] = {}
-
-        def delivered(err: KafkaError | None, msg: Message) -> None:
-            if err is None and msg.topic() == self.ledger_topic:
-                partition = msg.partition() or 0
-                ledger_offsets[partition] = max(
-                    ledger_offsets.get(partition, 0), (msg.offset() or 0) + 1
-                )
-
-        def produce() -> None:
-            for record in records:
-                self.tx.produce(record, on_delivery=delivered)
-
-        metadata = self.consumer.consumer_group_metadata() if offsets else None
-        try:
-            self.tx.run(produce, offsets, metadata)
-        except TransactionAbortedError:
-            # Nothing of it is visible: the same outcomes and intents go again.
-            self.intents = intents + self.intents
-            self.finished = finished + self.finished
-            self.wake.set()
-            return
-        self._committed(intents, finished, offsets, ledger_offsets)
-
-    def _offsets_with(self, finished: list[Finished]) -> list[TopicPartition]:
-        finishing: dict[int, set[int]] = {}
-        for item in finished:
-            finishing.setdefault(item.partition, set()).add(item.offset)
-        offsets = []
-        for partition, progress in self.progress.items():
-            offset = progress.committable_with(finishing.get(partition, set()))
-            if offset is not None and offset > self.committed.get(partition, -1):
-                offsets.append(TopicPartition(self.topic, partition, offset))
-        return offsets
-
-    def _committed(
-        self,
-        intents: list[Intent],
-        finished: list[Finished],
-        offsets: list[TopicPartition],
-        ledger_offsets: dict[int, int],
-    ) -> None:
-        for intent in intents:
-            if not intent.committed.done():
-                intent.committed.set_result(None)
-        for item in finished:
-            self.progress[item.partition].finish(item.offset)
-        for tp in offsets:
-            self.committed[tp.partition] = tp.offset
-        writes = [i.write for i in intents] + [w for f in finished for w in f.writes]
-        assert self.store is not None
-        self.store.apply(writes, ledger_offsets)
-        for write in writes:
-            slot = (write.partition, write.key)
-            if self.overlay.get(slot) is write.value:
-                del self.overlay[slot]
+                log.info("ledger.expired", entries=commits.store.expire(horizon))
 
     # --- rebalances -------------------------------------------------------------
 
     def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        assert self.store is not None
+        commits = self._commits
         started = time.monotonic()
         for tp in partitions:
-            read = catch_up(self.settings, self.store, self.ledger_topic, tp.partition)
-            self.progress[tp.partition] = PartitionProgress()
+            read = catch_up(self.settings, commits.store, self.ledger_topic, tp.partition)
+            commits.assigned(tp.partition)
             log.info(
                 "ledger.caught_up",
                 partition=tp.partition,
                 records_read=read,
-                entries=self.store.count(tp.partition),
+                entries=commits.store.count(tp.partition),
             )
         log.info(
             "partitions.assigned",
@@ -479,14 +375,14 @@ class ConnectorWorker:
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         revoked = {tp.partition for tp in partitions}
         self._stop_lanes(revoked)
-        self._commit_now()  # what finished, while the partitions are still ours
+        self._commits.commit_now()  # what finished, while the partitions are still ours
         self._forget(revoked)
 
     def _on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # No longer ours: nothing of them may be committed any more.
         lost = {tp.partition for tp in partitions}
         self._stop_lanes(lost)
-        self.finished = [f for f in self.finished if f.partition not in lost]
+        self._commits.drop_finished(lost)
         self._forget(lost)
 
     def _stop_lanes(self, partitions: set[int]) -> None:
@@ -495,15 +391,9 @@ class ConnectorWorker:
                 if lane.task is not None:
                     lane.task.cancel()
                 del self.lanes[key]
-        for intent in self.intents:
-            if intent.write.partition in partitions:
-                intent.committed.cancel()
-        self.intents = [i for i in self.intents if i.write.partition not in partitions]
+        self._commits.drop_intents(partitions)
 
     def _forget(self, partitions: set[int]) -> None:
-        for partition in partitions:
-            self.progress.pop(partition, None)
-            self.committed.pop(partition, None)
-            self.paused.discard(partition)
-        self.overlay = {k: v for k, v in self.overlay.items() if k[0] not in partitions}
+        self._commits.forget(partitions)
+        self.paused -= partitions
         log.info("partitions.revoked", partitions=sorted(partitions))

@@ -324,6 +324,20 @@ def read_one(settings: Settings, topic: str, partition: int, offset: int) -> Mes
         consumer.close()
 
 
+class FatalConsumerError(RuntimeError):
+    """The consumer can do nothing more (e.g. its static member id was fenced after a
+    broker restart): the process must end, and its supervisor start a fresh one."""
+
+
+def consume_error(msg: Message) -> KafkaError | None:
+    """A consumed message's error; raises FatalConsumerError for a fatal one, which a
+    loop that only logged it would turn into a process that never consumes again."""
+    error = msg.error()
+    if error is not None and error.fatal():
+        raise FatalConsumerError(str(error))
+    return error
+
+
 def next_offsets(messages: Sequence[Message]) -> list[TopicPartition]:
     """The offsets to commit after `messages`: the highest per partition, plus one."""
     highest: dict[tuple[str, int], int] = {}

@@ -33,6 +33,7 @@ from hub.dead_letters import Failure, build_dead_letter, source_of, worker_id
 from hub.kafka import (
     Record,
     consume_batch,
+    consume_error,
     consumer_config,
     event_record,
     next_offsets,
@@ -271,7 +272,7 @@ def _produce_all(tx: Transactor, records: list[Record]) -> None:
 
 
 def _is_error(msg: Message) -> bool:
-    error = msg.error()
+    error = consume_error(msg)
     if error is None:
         return False
     if error.code() != KafkaError._PARTITION_EOF:

@@ -94,6 +94,12 @@ def hub_settings(
         retry_base_seconds=0.05,
         retry_max_seconds=0.2,
         ingress_produce_timeout_ms=3000,
+        # A crashed connector's in-doubt calls are looked up after a whole HTTP
+        # timeout (connect + read): keep it seconds, not the production 20 s.
+        http_connect_timeout=2.0,
+        http_read_timeout=5.0,
+        # The simulator's activity feed is consistent at once (SendGrid's is not).
+        lookup_settle_seconds={"sendgrid": 0.5},
         # Retry tiers of 1 s and 2 s instead of 1 min, 10 min, 1 h.
         retry_tiers={"default": [1.0, 2.0]},
         dlq_alert_threshold=3,
