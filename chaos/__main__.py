@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import time
 from pathlib import Path
@@ -49,7 +50,18 @@ def table(rows: list[Row]) -> Table:
     return out
 
 
+def _stop_on_sigterm() -> None:
+    """SIGTERM (a CI timeout, `kill`) unwinds like Ctrl-C, so every broker, database and
+    component a scenario started is stopped on the way out."""
+
+    def interrupt(_sig: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def main(argv: list[str]) -> int:
+    _stop_on_sigterm()
     parser = argparse.ArgumentParser(prog="python -m chaos", description=__doc__)
     parser.add_argument("scenarios", nargs="*", help=f"default: all ({', '.join(SCENARIOS)})")
     parser.add_argument("--short", action="store_true", help="about 100 payments, 1-2 faults each")

@@ -84,11 +84,7 @@ def _applied(requests: list[dict[str, Any]], student: Student) -> dict[str, list
 
 def judge_sync(env: Environment, students: list[Student]) -> Tally:
     requests = env.sim.requests()
-    pushes = Counter(
-        str(((r.get("body") or {}).get("message") or {}).get("data", {}).get("student_id"))
-        for r in requests
-        if r["provider"] == "fcm" and r.get("response_status") == 200
-    )
+    pushes = _notifications(requests)
     tally = Tally()
     for student in students:
         applied = _applied(requests, student)
@@ -102,6 +98,19 @@ def judge_sync(env: Environment, students: list[Student]) -> Tally:
             tally.lost += changes - pushes[student.id]
             tally.notes.append(f"push {student.id}: {pushes[student.id]}/{changes}")
     return tally
+
+
+def _notifications(requests: list[dict[str, Any]]) -> Counter[str]:
+    """Push notifications a parent's device shows, per student: sends with the same tag
+    (FCM's android.notification.tag / apns-collapse-id) replace each other."""
+    shown: set[tuple[str, str]] = set()
+    for r in requests:
+        if r["provider"] != "fcm" or r.get("response_status") != 200:
+            continue
+        message = (r.get("body") or {}).get("message") or {}
+        tag = str(((message.get("android") or {}).get("notification") or {}).get("tag"))
+        shown.add((str((message.get("data") or {}).get("student_id")), tag))
+    return Counter(student for student, _tag in shown)
 
 
 def _judge_target(tally: Tally, what: str, values: list[str], expected: list[str]) -> None:

@@ -2,8 +2,12 @@
 
 Authenticated as a service account (scope `firebase.messaging`, no `sub`).
 Push messages go to a topic the parent app subscribes to. FCM has no
-idempotency key, so the connector's ledger is what keeps a redelivered command
-from notifying twice.
+idempotency key and no way to ask whether a message was sent, so a command in
+doubt (its worker died during the call) is sent again. What keeps the parent
+from seeing it twice is FCM's own collapsing: each message carries a tag
+derived from the command's idempotency key (`android.notification.tag`,
+`apns-collapse-id`), and a second message with the same tag replaces the
+first on the device instead of adding another.
 
 FCM's errors are Google's shape plus an FCM code in `details[].errorCode`
 (UNREGISTERED, INVALID_ARGUMENT, QUOTA_EXCEEDED, UNAVAILABLE, ...). Whether to
@@ -13,6 +17,7 @@ UNAVAILABLE as 503); the code is kept for the result.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from urllib.parse import quote
 
@@ -34,6 +39,11 @@ from schemas.events import ConnectorCommand, SendPush
 SCOPES = ("https://www.googleapis.com/auth/firebase.messaging",)
 
 
+def collapse_tag(idempotency_key: str) -> str:
+    """The same for every send of one command; apns-collapse-id allows 64 bytes."""
+    return "hub-" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
+
+
 class Fcm:
     name = "fcm"
     category: Category = "push"
@@ -46,11 +56,14 @@ class Fcm:
         self, command: ConnectorCommand, payload: SendPush, tenant: Tenant, base_url: str
     ) -> httpx.Request:
         account = self._account(tenant)
+        tag = collapse_tag(command.idempotency_key)
         body = {
             "message": {
                 "topic": payload.topic,
                 "notification": {"title": payload.title, "body": payload.body},
                 "data": dict(payload.data),
+                "android": {"collapse_key": tag, "notification": {"tag": tag}},
+                "apns": {"headers": {"apns-collapse-id": tag}},
             }
         }
         project = quote(account.project_id, safe="")

@@ -326,7 +326,13 @@ class LocalBroker:
         if not (self.cfg.data_dir / "meta.properties").exists():
             self._format(classpath, props)
         self._spawn(classpath, props)
-        self.wait_ready(timeout)
+        try:
+            self.wait_ready(timeout)
+        except BaseException:
+            # A broker that never became ready must not outlive the command (or the
+            # test run) that started it.
+            self.down(kill=True)
+            raise
         return self.status()
 
     def _format(self, classpath: str, props: Path) -> None:

@@ -170,7 +170,11 @@ class LocalPostgres:
             "-l",
             str(self.cfg.log_file),
         )
-        self._create_database()
+        try:
+            self._create_database()
+        except BaseException:
+            self.down()  # a half-set-up server must not outlive its caller
+            raise
 
     def _write_config(self) -> None:
         (self.cfg.data_dir / "postgresql.auto.conf").write_text(server_settings(self.cfg))

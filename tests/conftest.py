@@ -47,9 +47,12 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBroker]:
         cache_home=Settings().home,
     )
     instance = LocalBroker(cfg)
-    instance.up(timeout=120)
-    yield instance
-    instance.down()
+    try:
+        instance.up(timeout=120)
+        yield instance
+    finally:
+        # Whatever failed (even the start itself), no broker outlives the run.
+        instance.down(kill=True)
 
 
 @pytest.fixture(scope="session")
@@ -59,11 +62,13 @@ def postgres() -> Iterator[LocalPostgres]:
     root = Path(tempfile.mkdtemp(prefix="hub-test-pg-"))
     root.chmod(0o755)
     instance = LocalPostgres(PostgresConfig(root=root, port=free_port()))
-    instance.up()
-    erp.install(erp.engine_for(instance.cfg.dsn))
-    yield instance
-    instance.destroy()
-    shutil.rmtree(root, ignore_errors=True)
+    try:
+        instance.up()
+        erp.install(erp.engine_for(instance.cfg.dsn))
+        yield instance
+    finally:
+        instance.destroy()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -121,7 +126,7 @@ def hub_settings(
 @pytest.fixture(scope="session")
 def stack(hub_settings: Settings) -> Iterator[HubStack]:
     hub = HubStack(hub_settings, hub_settings.home / "logs")
-    hub.start(timeout=180)
+    hub.start(timeout=180)  # stops what it started if it fails
     stop = threading.Event()
 
     def supervise() -> None:
@@ -132,10 +137,12 @@ def stack(hub_settings: Settings) -> Iterator[HubStack]:
 
     thread = threading.Thread(target=supervise, daemon=True)
     thread.start()
-    yield hub
-    stop.set()
-    thread.join(5)
-    hub.stop()
+    try:
+        yield hub
+    finally:
+        stop.set()
+        thread.join(5)
+        hub.stop()
 
 
 @pytest.fixture

@@ -159,3 +159,36 @@ async def test_invalid_faults_are_rejected(
     assert response.status_code == 400
     assert response.json()["error"]
     assert (await client.get("/_sim/faults")).json()["faults"] == []
+
+
+async def test_a_tenant_scoped_fault_hits_only_that_tenants_calls(
+    client: httpx.AsyncClient, t1: Tenant, t2: Tenant
+) -> None:
+    await add_fault(client, provider="twilio", status=503, times=5, tenant=t2.id)
+    assert (await sms(client, t1)).status_code == 201  # the other school is untouched
+    assert (await sms(client, t2)).status_code == 503
+    [left] = (await client.get("/_sim/faults")).json()["faults"]
+    assert (left["tenant"], left["times"]) == (t2.id, 4)
+
+
+async def test_a_fault_tenant_must_be_a_string(client: httpx.AsyncClient) -> None:
+    response = await client.post("/_sim/faults", json={"provider": "twilio", "tenant": 7})
+    assert response.status_code == 400
+    assert "tenant" in response.json()["error"]
+
+
+async def test_effects_list_what_the_providers_did_whoever_asked(
+    client: httpx.AsyncClient, t1: Tenant, t2: Tenant
+) -> None:
+    await add_fault(client, provider="twilio", status=503, times=1)
+    assert (await sms(client, t1, TO_A)).status_code == 503  # failed: no effect
+    assert (await sms(client, t2, TO_B)).status_code == 201
+    sent = await client.post("/sendgrid/v3/mail/send", json=mail(), headers=sendgrid_auth(t1))
+    assert sent.status_code == 202
+    assert (await order(client, t1)).status_code == 200
+    effects = (await client.get("/_sim/effects")).json()
+    assert [(m["to"], m["body"]) for m in effects["sms"]] == [(TO_B, "hello")]
+    assert t2.twilio is not None
+    assert effects["sms"][0]["account_sid"] == t2.twilio.account_sid
+    assert len(effects["mails"]) == 1 and effects["mails"][0]["tenant"] == t1.id
+    assert [o["tenant"] for o in effects["orders"]] == [t1.id]

@@ -6,6 +6,7 @@ Google ones end to end through CommandExecutor with a fake token endpoint + API.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -35,6 +36,7 @@ from hub.settings import Settings
 from hub.tenants import TenantDirectory
 from schemas.events import (
     CommandPayload,
+    ConnectorCommand,
     ConnectorResult,
     ResultStatus,
     SendPush,
@@ -281,18 +283,36 @@ def test_gworkspace_200_without_a_user_is_not_delivered() -> None:
 def test_fcm_request_sends_a_topic_message() -> None:
     adapter = Fcm()
     payload = push()
-    request = adapter.build_request(command("fcm", payload), payload, T1, FCM_BASE)
+    cmd = command("fcm", payload)
+    request = adapter.build_request(cmd, payload, T1, FCM_BASE)
     assert T1.fcm is not None
     assert request.method == "POST"
     assert str(request.url) == f"http://sim/fcm/v1/projects/{T1.fcm.project_id}/messages:send"
     assert "authorization" not in request.headers
+    tag = "hub-" + hashlib.sha256(cmd.idempotency_key.encode()).hexdigest()[:32]
     assert json.loads(request.content) == {
         "message": {
             "topic": "class-7b",
             "notification": {"title": "Fee reminder", "body": "Term 2 fees are due on 15 July."},
             "data": {"invoice_id": "inv-1", "kind": "fee_reminder"},
+            "android": {"collapse_key": tag, "notification": {"tag": tag}},
+            "apns": {"headers": {"apns-collapse-id": tag}},
         }
     }
+
+
+def test_fcm_sends_of_one_command_collapse_into_one_notification() -> None:
+    adapter, payload = Fcm(), push()
+    first, again = command("fcm", payload), command("fcm", payload)
+    other = command("fcm", payload, key="another-command")
+    assert first.idempotency_key == again.idempotency_key != other.idempotency_key
+
+    def tag(cmd: ConnectorCommand) -> str:
+        body = json.loads(adapter.build_request(cmd, payload, T1, FCM_BASE).content)
+        return str(body["message"]["android"]["notification"]["tag"])
+
+    assert tag(first) == tag(again) != tag(other)
+    assert len(tag(first)) <= 64
 
 
 def test_fcm_auth_has_the_messaging_scope_and_no_subject() -> None:

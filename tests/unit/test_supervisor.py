@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -26,6 +27,7 @@ from hub.supervisor import (
     RestartNow,
     RestartPolicy,
     Service,
+    ServiceFailedError,
     Supervisor,
     WaitUntil,
 )
@@ -314,3 +316,35 @@ def test_the_simulators_are_development_only_and_cdc_is_optional() -> None:
 def test_every_component_has_a_ready_check() -> None:
     names = {c.name for c in components(simulators=True, cdc=True)}
     assert set(ready_checks(Settings())) == names
+
+
+def test_a_service_gets_its_own_environment_on_top_of_the_supervisors(tmp_path: Path) -> None:
+    out = tmp_path / "env.txt"
+    script = f"import os; open({str(out)!r}, 'w').write(os.environ['A'] + os.environ['B'])"
+    supervisor = Supervisor(tmp_path / "logs", {**os.environ, "A": "base", "B": "base"})
+    service = supervisor.start(
+        "one", [sys.executable, "-c", script], lambda: True, env={"B": "own"}
+    )
+    assert service.proc is not None
+    service.proc.wait(10)
+    assert out.read_text() == "baseown"
+
+
+def test_kill_is_a_sigkill_the_supervisor_then_treats_as_a_crash(tmp_path: Path) -> None:
+    supervisor = Supervisor(
+        tmp_path / "logs", dict(os.environ), RestartPolicy(initial_delay=0.0, max_delay=0.0)
+    )
+    supervisor.start("sleeper", [sys.executable, "-c", "import time; time.sleep(60)"], lambda: True)
+    try:
+        pid = supervisor.kill("sleeper")
+        service = supervisor.services["sleeper"]
+        assert service.proc is not None and service.proc.returncode == -signal.SIGKILL
+        assert supervisor.restart_crashed() == ["sleeper"]
+        restarted = service.proc
+        assert restarted.pid != pid and service.alive()
+        restarted.kill()
+        restarted.wait(5)
+        with pytest.raises(ServiceFailedError, match="not running"):
+            supervisor.kill("sleeper")
+    finally:
+        supervisor.stop_all()

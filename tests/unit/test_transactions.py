@@ -1,0 +1,74 @@
+"""The rules every exactly-once loop shares: retry, abort and redo, or stop."""
+
+from __future__ import annotations
+
+import pytest
+from confluent_kafka import KafkaError, KafkaException
+
+from hub.kafka import FatalConsumerError, consume_error
+from hub.ports import free_port
+from hub.transactions import FatalTransactionError, Transactor, is_fatal
+
+
+@pytest.mark.parametrize(
+    "code", [KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH]
+)
+def test_a_fenced_producer_is_fatal(code: int) -> None:
+    assert is_fatal(KafkaException(KafkaError(code)))
+
+
+def test_an_error_librdkafka_calls_fatal_is_fatal() -> None:
+    assert is_fatal(KafkaException(KafkaError(KafkaError._STATE, fatal=True)))
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        KafkaError(KafkaError._TIMED_OUT, retriable=True),
+        KafkaError(KafkaError._MSG_TIMED_OUT, txn_requires_abort=True),
+    ],
+)
+def test_retriable_and_abortable_errors_are_not_fatal(error: KafkaError) -> None:
+    assert not is_fatal(KafkaException(error))
+
+
+def test_an_exception_without_a_kafka_error_is_not_fatal() -> None:
+    assert not is_fatal(KafkaException("no error object"))
+
+
+def test_a_transactor_needs_a_transactional_id() -> None:
+    with pytest.raises(ValueError, match=r"transactional\.id"):
+        Transactor({"bootstrap.servers": "127.0.0.1:1"})
+
+
+def test_no_broker_to_start_transactions_with_is_a_clear_fatal_error() -> None:
+    config = {
+        "bootstrap.servers": f"127.0.0.1:{free_port()}",
+        "transactional.id": "hub-test",
+        "log_level": 0,
+    }
+    tx = Transactor(config, timeout=1.0)
+    with pytest.raises(FatalTransactionError, match="hub-test"):
+        tx.init()
+
+
+class FakeMessage:
+    def __init__(self, error: KafkaError | None) -> None:
+        self._error = error
+
+    def error(self) -> KafkaError | None:
+        return self._error
+
+
+def test_a_fatal_consumer_error_ends_the_loop_instead_of_being_logged_forever() -> None:
+    fenced = KafkaError(KafkaError.FENCED_INSTANCE_ID, fatal=True)
+    with pytest.raises(FatalConsumerError):
+        consume_error(FakeMessage(fenced))  # type: ignore[arg-type]
+
+
+def test_other_consumer_errors_and_records_pass_through() -> None:
+    eof = KafkaError(KafkaError._PARTITION_EOF)
+    error = consume_error(FakeMessage(eof))  # type: ignore[arg-type]
+    assert error is not None
+    assert error.code() == KafkaError._PARTITION_EOF
+    assert consume_error(FakeMessage(None)) is None  # type: ignore[arg-type]
