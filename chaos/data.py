@@ -52,13 +52,18 @@ def cdc_and_relay_killed(size: Size) -> Row:
         injector = Injector(plan).start()
         outboxed = new_payments(count, ("greenwood",), secrets.token_hex(3))
         for round_ in range(3):
-            sync.update_round(rate=20.0)
+            if round_ == 1:
+                sync.bulk_round()
+            else:
+                sync.update_round(rate=20.0)
             _issue_through_outbox(env, sync, outboxed[round_::3])
         injector.join()
         tally = wait_for_sync(env, sync.students, 240.0)
         tally = tally.add(_judge_outboxed(env, outboxed, 120.0)).add(judge_settled(env, since_ms))
         tally.notes += injector.errors
-        traffic = f"{count} students × 4 changes, {count} invoices through the outbox"
+        traffic = (
+            f"{count} students × 4 changes (one a bulk update), {count} invoices through the outbox"
+        )
         return Row(
             "CDC consumer and Debezium (relay) killed",
             traffic,

@@ -62,6 +62,17 @@ class SyncTraffic:
             student.phones.append(phone)
             time.sleep(max(0.0, 1 / rate - (time.monotonic() - tick)))
 
+    def bulk_round(self) -> None:
+        """Every student's phone changed in ONE database transaction (a bulk update)."""
+        phones = {student.id: self._phone() for student in self.students}
+        with self.engine.begin() as conn:
+            for student_id, phone in phones.items():
+                conn.execute(
+                    erp.students.update().where(erp.students.c.id == student_id).values(phone=phone)
+                )
+        for student in self.students:
+            student.phones.append(phones[student.id])
+
 
 def _applied(requests: list[dict[str, Any]], student: Student) -> dict[str, list[str]]:
     """Phone values each target accepted for this student, in arrival order."""

@@ -133,6 +133,27 @@ def found(command: ConnectorCommand, trace: Found) -> ConnectorResult:
     )
 
 
+def in_doubt_failure(command: ConnectorCommand, reason: str, since_ms: int) -> ConnectorResult:
+    """An attempt in doubt the provider could not confirm either way: retried later,
+    still in doubt (its ledger entry keeps when the doubt began)."""
+    return ConnectorResult(
+        header=command.header.caused(
+            ConnectorResult.EVENT_TYPE, source=connector_stage(command.provider)
+        ),
+        command_id=command.command_id,
+        idempotency_key=command.idempotency_key,
+        provider=command.provider,
+        operation=command.operation,
+        status=ResultStatus.FAILED,
+        retryable=True,
+        error_message=reason,
+        attempts=0,
+        details={IN_DOUBT_SINCE: str(since_ms)},
+        context=command.context,
+        ordering_key=command.ordering_key,
+    )
+
+
 def _utc(ms: float) -> datetime:
     return datetime.fromtimestamp(ms / 1000, UTC)
 

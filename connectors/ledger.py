@@ -203,9 +203,7 @@ def outcome(
     key, version = mark_key(command), command.ordering_version
     newer = version is not None and (mark is None or version > mark.version)
     if delivered and key is not None and version is not None and newer:
-        new_mark = OrderMark(
-            version=version, idempotency_key=command.idempotency_key, at_ms=now_ms
-        )
+        new_mark = OrderMark(version=version, idempotency_key=command.idempotency_key, at_ms=now_ms)
         writes.append(LedgerWrite(partition, key, new_mark.model_dump()))
     return writes
 

@@ -15,6 +15,7 @@ drops them there.
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -45,7 +46,10 @@ class LedgerStore:
     def __init__(self, path: Path, cluster_id: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._db = sqlite3.connect(path, isolation_level=None)
+        # Partitions are caught up in a worker thread while the loop reads: one
+        # connection, used under a lock.
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._lock = threading.RLock()
         # WAL + NORMAL: a crash may lose the last writes here, never corrupt the
         # file; what is lost is read again from the topic (after the checkpoint).
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -69,15 +73,17 @@ class LedgerStore:
         return self._db
 
     def get(self, partition: int, key: str) -> dict[str, Any] | None:
-        row = self._db.execute(
-            "SELECT value FROM entries WHERE partition = ? AND key = ?", (partition, key)
-        ).fetchone()
+        with self._lock:
+            row = self._db.execute(
+                "SELECT value FROM entries WHERE partition = ? AND key = ?", (partition, key)
+            ).fetchone()
         return None if row is None else dict(orjson.loads(row[0]))
 
     def checkpoint(self, partition: int) -> int:
-        row = self._db.execute(
-            "SELECT next_offset FROM checkpoints WHERE partition = ?", (partition,)
-        ).fetchone()
+        with self._lock:
+            row = self._db.execute(
+                "SELECT next_offset FROM checkpoints WHERE partition = ?", (partition,)
+            ).fetchone()
         return 0 if row is None else int(row[0])
 
     def apply(
@@ -95,6 +101,10 @@ class LedgerStore:
             (w.partition, w.key, orjson.dumps(w.value), int(w.value.get("at_ms") or now_ms))
             for w in writes
         ]
+        with self._lock:
+            self._apply(rows, checkpoints)
+
+    def _apply(self, rows: list[tuple[int, str, bytes, int]], checkpoints: dict[int, int]) -> None:
         db = self._transaction()
         try:
             db.executemany(
@@ -114,17 +124,23 @@ class LedgerStore:
             raise
 
     def delete(self, partition: int, key: str) -> None:
-        self._db.execute("DELETE FROM entries WHERE partition = ? AND key = ?", (partition, key))
+        with self._lock:
+            self._db.execute(
+                "DELETE FROM entries WHERE partition = ? AND key = ?", (partition, key)
+            )
 
     def expire(self, older_than_ms: int) -> int:
-        cursor = self._db.execute("DELETE FROM entries WHERE updated_ms < ?", (older_than_ms,))
-        return int(cursor.rowcount)
+        with self._lock:
+            cursor = self._db.execute("DELETE FROM entries WHERE updated_ms < ?", (older_than_ms,))
+            return int(cursor.rowcount)
 
     def count(self, partition: int | None = None) -> int:
-        if partition is None:
-            return int(self._db.execute("SELECT count(*) FROM entries").fetchone()[0])
-        row = self._db.execute("SELECT count(*) FROM entries WHERE partition = ?", (partition,))
-        return int(row.fetchone()[0])
+        with self._lock:
+            if partition is None:
+                return int(self._db.execute("SELECT count(*) FROM entries").fetchone()[0])
+            row = self._db.execute("SELECT count(*) FROM entries WHERE partition = ?", (partition,))
+            return int(row.fetchone()[0])
 
     def close(self) -> None:
-        self._db.close()
+        with self._lock:
+            self._db.close()

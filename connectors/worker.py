@@ -35,8 +35,13 @@ from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 from connectors import ledger
 from connectors.base import RetryLater
 from connectors.commits import Commits
-from connectors.executor import CommandExecutor, duplicate_of, found, superseded
-from connectors.ledger import IN_DOUBT_SINCE
+from connectors.executor import (
+    CommandExecutor,
+    duplicate_of,
+    found,
+    in_doubt_failure,
+    superseded,
+)
 from connectors.ledger_store import LedgerStore
 from connectors.lookup import Found
 from connectors.outcomes import OutcomeContext, records_for
@@ -57,7 +62,7 @@ from hub.topics import (
 )
 from hub.transactions import Transactor
 from schemas.codec import Codec, DecodeError
-from schemas.events import ConnectorCommand, ConnectorResult, ResultStatus, decode_as
+from schemas.events import ConnectorCommand, ConnectorResult, decode_as
 
 log = structlog.get_logger("connectors")
 
@@ -74,27 +79,6 @@ class Lane:
 
     queue: deque[Message] = field(default_factory=deque)
     task: asyncio.Task[None] | None = None
-
-
-def in_doubt_failure(command: ConnectorCommand, reason: str, since_ms: int) -> ConnectorResult:
-    """An attempt in doubt the provider could not confirm either way: retried later,
-    still in doubt (its ledger entry keeps when the doubt began)."""
-    return ConnectorResult(
-        header=command.header.caused(
-            ConnectorResult.EVENT_TYPE, source=connector_stage(command.provider)
-        ),
-        command_id=command.command_id,
-        idempotency_key=command.idempotency_key,
-        provider=command.provider,
-        operation=command.operation,
-        status=ResultStatus.FAILED,
-        retryable=True,
-        error_message=reason,
-        attempts=0,
-        details={IN_DOUBT_SINCE: str(since_ms)},
-        context=command.context,
-        ordering_key=command.ordering_key,
-    )
 
 
 class ConnectorWorker:
@@ -134,6 +118,8 @@ class ConnectorWorker:
         self.commits: Commits | None = None
         self.executor: CommandExecutor | None = None
         self.paused: set[int] = set()
+        self.restoring: set[int] = set()  # assigned, paused until their ledger is current
+        self.restores: set[asyncio.Task[None]] = set()
         self.lanes: dict[tuple[int, bytes | None], Lane] = {}
         # Calls in flight per tenant: one school's slow provider account takes up
         # its own share, never every connection of the worker.
@@ -354,12 +340,32 @@ class ConnectorWorker:
 
     # --- rebalances -------------------------------------------------------------
 
-    def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Catching a partition's ledger up can take a while (a new machine reads it
+        # all): not inside the rebalance, which it would stall and could outlast
+        # max.poll.interval.ms. The partitions start paused and resume once their
+        # ledger is current; polling goes on meanwhile.
+        consumer.incremental_assign(partitions)
+        consumer.pause(partitions)
+        self.restoring |= {tp.partition for tp in partitions}
+        task = asyncio.get_running_loop().create_task(self._restore(partitions))
+        self.restores.add(task)
+        task.add_done_callback(self.restores.discard)
+
+    async def _restore(self, partitions: list[TopicPartition]) -> None:
         commits = self._commits
         started = time.monotonic()
         for tp in partitions:
-            read = catch_up(self.settings, commits.store, self.ledger_topic, tp.partition)
+            if tp.partition not in self.restoring:
+                continue  # revoked while it waited
+            read = await asyncio.to_thread(
+                catch_up, self.settings, commits.store, self.ledger_topic, tp.partition
+            )
+            if tp.partition not in self.restoring:
+                continue
+            self.restoring.discard(tp.partition)
             commits.assigned(tp.partition)
+            self.consumer.resume([tp])
             log.info(
                 "ledger.caught_up",
                 partition=tp.partition,
@@ -396,4 +402,5 @@ class ConnectorWorker:
     def _forget(self, partitions: set[int]) -> None:
         self._commits.forget(partitions)
         self.paused -= partitions
+        self.restoring -= partitions
         log.info("partitions.revoked", partitions=sorted(partitions))

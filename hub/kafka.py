@@ -333,7 +333,9 @@ def consume_error(msg: Message) -> KafkaError | None:
     """A consumed message's error; raises FatalConsumerError for a fatal one, which a
     loop that only logged it would turn into a process that never consumes again."""
     error = msg.error()
-    if error is not None and error.fatal():
+    # librdkafka hands the fatal error to the application as a _FATAL event, whose
+    # error object does not always carry the fatal flag itself.
+    if error is not None and (error.fatal() or error.code() == KafkaError._FATAL):
         raise FatalConsumerError(str(error))
     return error
 

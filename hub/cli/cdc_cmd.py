@@ -113,15 +113,16 @@ def consume() -> None:
 
 @cdc.command("status")
 def cdc_status() -> None:
-    """The Debezium connector's state, from Kafka Connect's REST API."""
-    from hub.cdc_source import status_url
+    """Both Debezium connectors' states (change capture and the outbox relay), from
+    Kafka Connect's REST API."""
+    from hub.cdc_source import CONNECTOR, OUTBOX_CONNECTOR, status_url
 
     s = settings()
-    try:
-        body = httpx.get(status_url(s), timeout=5).json()
-    except (httpx.HTTPError, ValueError) as exc:
-        fail(
-            f"the CDC source is not answering at {status_url(s)} ({exc}); "
-            "is `hub cdc source` running?"
-        )
-    console.print_json(json.dumps(body))
+    states = {}
+    for name in (CONNECTOR, OUTBOX_CONNECTOR):
+        url = status_url(s, name)
+        try:
+            states[name] = httpx.get(url, timeout=5).json()
+        except (httpx.HTTPError, ValueError) as exc:
+            fail(f"the CDC source is not answering at {url} ({exc}); is `hub cdc source` running?")
+    console.print_json(json.dumps(states))

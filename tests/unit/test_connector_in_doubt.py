@@ -28,7 +28,7 @@ from connector_support import (
 )
 
 from connectors.base import RetryLater
-from connectors.executor import CommandExecutor, duplicate_of
+from connectors.executor import CommandExecutor, duplicate_of, in_doubt_failure
 from connectors.ledger import (
     AnswerDuplicate,
     LedgerEntry,
@@ -41,7 +41,6 @@ from connectors.ledger import (
 from connectors.lookup import Found, NotFound, lookup_refused
 from connectors.registry import PROVIDERS
 from connectors.retry import RetryPolicy
-from connectors.worker import in_doubt_failure
 from hub.settings import Settings
 from hub.tenants import TenantDirectory, demo_tenant_config, parse_tenants
 from schemas.events import ResultStatus

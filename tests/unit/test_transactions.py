@@ -66,6 +66,13 @@ def test_a_fatal_consumer_error_ends_the_loop_instead_of_being_logged_forever() 
         consume_error(FakeMessage(fenced))  # type: ignore[arg-type]
 
 
+def test_librdkafkas_fatal_event_ends_the_loop_even_without_the_fatal_flag() -> None:
+    event = KafkaError(KafkaError._FATAL, "Fatal error: static consumer fenced")
+    assert not event.fatal()  # as it arrives on a consumed message
+    with pytest.raises(FatalConsumerError, match="fenced"):
+        consume_error(FakeMessage(event))  # type: ignore[arg-type]
+
+
 def test_other_consumer_errors_and_records_pass_through() -> None:
     eof = KafkaError(KafkaError._PARTITION_EOF)
     error = consume_error(FakeMessage(eof))  # type: ignore[arg-type]
