@@ -43,7 +43,7 @@ def cdc_and_relay_killed(size: Size) -> Row:
     """A bulk update of students and invoices issued through the outbox, while the CDC
     consumer and the Debezium worker (the CDC source and the outbox relay) are killed."""
     count = max(10, size.payments // 5)
-    with environment(cdc=True) as env:
+    with environment("cdc", cdc=True) as env:
         started, since_ms = time.monotonic(), int(time.time() * 1000)
         sync = SyncTraffic(env, count)
         sync.insert_all()
@@ -126,7 +126,7 @@ def _poison_targets(env: Environment) -> dict[str, str]:
 def poison_everywhere(size: Size) -> Row:
     """Undecodable records on every input topic, between valid payments: each ends in its
     stage's dead-letter topic with the reason, and the valid traffic flows on."""
-    with environment(cdc=True) as env:
+    with environment("poison", cdc=True) as env:
         started, since_ms = time.monotonic(), int(time.time() * 1000)
         targets = _poison_targets(env)
         traffic = FeeTraffic(env, min(size.payments, 50))

@@ -98,14 +98,36 @@ def _supervise(stack: HubStack, stop: threading.Event) -> None:
         stack.restart_crashed()
 
 
+LOGS = Path(__file__).parent / "results" / "logs"
+
+
+def _keep_logs(workdir: Path, name: str) -> None:
+    """Every component's and broker's log, kept after the hub is gone (for a failure)."""
+    target = LOGS / name
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True, exist_ok=True)
+    for log in [*workdir.glob("logs/*.log"), *workdir.glob("kafka/**/*.log")]:
+        shutil.copy(
+            log,
+            target / log.name
+            if log.parent.name == "logs"
+            else target / (f"{log.parent.name}-{log.name}"),
+        )
+
+
 @contextmanager
 def environment(
-    *, nodes: int = 1, cdc: bool = False, overrides: dict[str, Any] | None = None
+    name: str = "hub",
+    *,
+    nodes: int = 1,
+    cdc: bool = False,
+    overrides: dict[str, Any] | None = None,
 ) -> Iterator[Environment]:
     workdir = Path(tempfile.mkdtemp(prefix="hub-chaos-"))
     workdir.chmod(0o755)  # PostgreSQL runs as its own user when we are root
     with ExitStack() as cleanup:
         cleanup.callback(shutil.rmtree, workdir, True)
+        cleanup.callback(_keep_logs, workdir, name)
         broker, cluster, bootstrap = _start_kafka(workdir, nodes, cleanup)
         tenants_file = workdir / "tenants.toml"
         tenants_file.write_text("\n".join(demo_tenant_config(t, n) for t, n in TENANTS))

@@ -26,7 +26,7 @@ def broker_restarted(size: Size) -> Row:
         gap = size.payments / size.rate / 3
         return [(gap * (i + 0.5), restart) for i in range(3 if size.kills > 2 else 1)]
 
-    with environment() as env:
+    with environment("broker") as env:
         return fee_flow(env, "broker restarted", size, plan, settle_timeout=240)
 
 
@@ -52,7 +52,7 @@ def leader_killed(size: Size) -> Row:
         duration = size.payments / size.rate
         return [(duration * 0.3, kill), (duration * 0.3 + 15.0, revive)]
 
-    with environment(nodes=3) as env:
+    with environment("cluster", nodes=3) as env:
         return fee_flow(env, "leader of the busiest partitions killed (3 brokers)", size, plan)
 
 
@@ -74,7 +74,7 @@ def provider_outage(size: Size) -> Row:
 
         return [(0.0, fail), (outage, recover)]
 
-    with environment() as env:
+    with environment("outage") as env:
         small = Size(payments=min(size.payments, 100), rate=10.0, kills=size.kills)
         return fee_flow(env, "provider outage", small, plan, settle_timeout=300)
 
@@ -98,7 +98,7 @@ def slow_provider(size: Size) -> Row:
 
         return [(0.0, crawl)]
 
-    with environment(overrides=overrides) as env:
+    with environment("slow", overrides=overrides) as env:
         small = Size(payments=min(size.payments, 80), rate=10.0, kills=size.kills)
         row = fee_flow(
             env,

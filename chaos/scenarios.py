@@ -80,7 +80,7 @@ def fee_flow(
 
 
 def processors_killed(size: Size) -> Row:
-    with environment() as env:
+    with environment("processors") as env:
         kill = faults.kill(env, "processors", wait_back=False)
         return fee_flow(
             env,
@@ -101,12 +101,12 @@ def connectors_killed(size: Size) -> Row:
         gap = size.payments / rate / kills
         return [(1.0 + i * gap, action) for i, action in enumerate(actions)]
 
-    with environment() as env:
+    with environment("connectors") as env:
         return fee_flow(env, "connectors killed (half in the answer window)", size, plan, rate=rate)
 
 
 def ingress_killed(size: Size) -> Row:
-    with environment() as env:
+    with environment("ingress") as env:
         kill = faults.kill(env, "ingress", wait_back=False)
         gap = size.payments / size.rate / (size.kills + 1)
         return fee_flow(
@@ -134,7 +134,7 @@ def retry_worker_killed(size: Size) -> Row:
         kills = [(6.0 + i * 6.0, kill) for i in range(max(2, size.kills - 2))]
         return [(0.0, outage), (8.0, recover), *kills]
 
-    with environment() as env:
+    with environment("retries") as env:
         return fee_flow(env, "retry worker killed while tiers hold commands", size, plan)
 
 
@@ -162,5 +162,5 @@ def scaled_out_and_in(size: Size) -> Row:
             (duration * 0.8, leave("connectors")),
         ]
 
-    with environment() as env:
+    with environment("scale") as env:
         return fee_flow(env, "scaled out and in", size, plan, rate=size.rate / 2)
