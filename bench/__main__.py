@@ -12,10 +12,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import cdc, e2e, ingress, replay
+from bench import cdc, e2e, ingress, replay, runner
 from bench.common import bench_environment
 
-BENCHES = {"ingress": ingress.run, "e2e": e2e.run, "replay": replay.run, "cdc": cdc.run}
+BENCHES = {
+    "ingress": ingress.run,
+    "e2e": e2e.run,
+    "replay": replay.run,
+    "cdc": cdc.run,
+    "runner": runner.run,
+}
 
 
 def main(names: list[str]) -> None:

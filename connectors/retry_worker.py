@@ -23,6 +23,7 @@ from confluent_kafka import Consumer, Message, TopicPartition
 from connectors.tiers import due_at, original_topic
 from hub.dead_letters import Failure, build_dead_letter, source_of, worker_id
 from hub.kafka import (
+    FatalConsumerError,
     Record,
     as_header_list,
     consume_batch,
@@ -40,7 +41,7 @@ from hub.topics import (
     dlq_topic,
     retry_topic,
 )
-from hub.transactions import TransactionAbortedError, Transactor
+from hub.transactions import FatalTransactionError, TransactionAbortedError, Transactor, die
 from schemas.codec import make_codec
 
 log = structlog.get_logger("connectors.retry")
@@ -109,8 +110,9 @@ class RetryWorker:
         try:
             while stop is None or not stop.is_set():
                 self.cycle()
-        finally:
-            self.consumer.close()
+        except (FatalConsumerError, FatalTransactionError) as exc:
+            die(exc)
+        self.consumer.close()
 
     def cycle(self) -> None:
         now = int(time.time() * 1000)

@@ -11,6 +11,7 @@ from connectors.worker import ConnectorWorker
 from hub.logging import configure_logging
 from hub.settings import Settings
 from hub.tenants import load_tenants
+from hub.transactions import die
 from schemas.codec import make_codec
 
 log = structlog.get_logger("connectors")
@@ -21,15 +22,15 @@ async def run_workers(settings: Settings, providers: list[str], stop: asyncio.Ev
     codec = make_codec(settings.schema_registry_url)
     workers = [ConnectorWorker(p, settings, tenants, codec) for p in providers]
     tasks = [asyncio.create_task(w.run(stop), name=f"worker-{w.provider}") for w in workers]
-    try:
-        # One worker failing for good (a fenced transaction) ends the process, so
-        # its supervisor restarts all of them rather than run with one missing.
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-        for task in done:
-            task.result()
-    finally:
-        stop.set()
-        await asyncio.gather(*tasks, return_exceptions=True)
+    # One worker failing for good (a fenced consumer or transaction) ends the process
+    # at once, so its supervisor restarts all of them rather than run with one missing.
+    done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+    for task in done:
+        error = task.exception()
+        if error is not None:
+            die(error)
+    stop.set()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def run(settings: Settings, providers: list[str]) -> None:

@@ -49,7 +49,14 @@ from connectors.registry import adapter
 from connectors.restore import catch_up
 from connectors.retry import RetryPolicy
 from hub.dead_letters import Failure, build_dead_letter, source_of, worker_id
-from hub.kafka import Record, consume_error, consumer_config, event_record, producer_config
+from hub.kafka import (
+    FatalConsumerError,
+    Record,
+    consume_error,
+    consumer_config,
+    event_record,
+    producer_config,
+)
 from hub.settings import Settings
 from hub.tenants import TenantDirectory
 from hub.topics import (
@@ -60,7 +67,7 @@ from hub.topics import (
     dlq_topic,
     ledger_topic,
 )
-from hub.transactions import Transactor
+from hub.transactions import FatalTransactionError, Transactor, die
 from schemas.codec import Codec, DecodeError
 from schemas.events import ConnectorCommand, ConnectorResult, decode_as
 
@@ -157,13 +164,15 @@ class ConnectorWorker:
             try:
                 await self._serve(stop, committer)
                 await self._drain(committer)
+            except (FatalConsumerError, FatalTransactionError) as exc:
+                die(exc)  # crash-only: closing a fenced client can block the whole loop
             finally:
                 committer.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await committer
-                self.consumer.close()  # revokes: what finished is committed first
-                store.close()
-                log.info("connector.stopped", provider=self.provider)
+            self.consumer.close()  # revokes: what finished is committed first
+            store.close()
+            log.info("connector.stopped", provider=self.provider)
 
     async def _serve(self, stop: asyncio.Event, committer: asyncio.Task[None]) -> None:
         while not stop.is_set():
@@ -211,7 +220,14 @@ class ConnectorWorker:
 
     async def _run_lane(self, key: tuple[int, bytes | None], lane: Lane) -> None:
         while lane.queue:
-            await self._handle(lane.queue[0])
+            msg = lane.queue[0]
+            try:
+                await self._handle(msg)
+            except Exception as exc:  # a command the worker cannot carry out must not stop its key
+                log.exception("command.failed_unexpectedly", offset=msg.offset())
+                self._commits.finish(
+                    msg.partition() or 0, msg.offset() or 0, [self._undecodable(msg, exc)], []
+                )
             lane.queue.popleft()
         if self.lanes.get(key) is lane:
             del self.lanes[key]
@@ -313,6 +329,7 @@ class ConnectorWorker:
         return None if value is None else ledger.OrderMark.model_validate(value)
 
     def _undecodable(self, msg: Message, exc: Exception) -> Record:
+        """The dead letter of a record that cannot be carried out at all."""
         letter = build_dead_letter(
             source_of(msg),
             Failure(exc, retryable=False),

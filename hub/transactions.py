@@ -16,9 +16,11 @@ three kinds, and each has one answer:
 from __future__ import annotations
 
 import contextlib
+import os
+import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import structlog
 from confluent_kafka import KafkaError, KafkaException, Message, Producer, TopicPartition
@@ -37,6 +39,23 @@ class TransactionAbortedError(Exception):
 
 class FatalTransactionError(RuntimeError):
     """The producer can no longer commit (fenced, or its state is lost): restart."""
+
+
+EXIT_FATAL = 70  # EX_SOFTWARE: the supervisor restarts the process
+
+
+def die(error: BaseException) -> NoReturn:
+    """Crash-only: a Kafka client that can no longer work ends its process at once.
+
+    Its supervisor starts a fresh one, which aborts whatever transaction this one
+    left open and takes its place in the group — exactly what a SIGKILL leads to,
+    a path the fault suite proves safe. Closing a fenced consumer gracefully instead
+    can block forever (it tries to leave a group it is no longer in).
+    """
+    log.error("process.fatal_kafka_error", error=str(error), error_class=type(error).__name__)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(EXIT_FATAL)
 
 
 def kafka_error(exc: BaseException) -> KafkaError | None:

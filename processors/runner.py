@@ -31,6 +31,7 @@ from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
 from hub.dead_letters import Failure, build_dead_letter, source_of, worker_id
 from hub.kafka import (
+    FatalConsumerError,
     Record,
     consume_batch,
     consume_error,
@@ -42,7 +43,7 @@ from hub.kafka import (
 )
 from hub.settings import Settings
 from hub.topics import dlq_topic, table_topic
-from hub.transactions import TransactionAbortedError, Transactor
+from hub.transactions import FatalTransactionError, TransactionAbortedError, Transactor, die
 from processors.state import StateStore, Table
 from schemas.codec import Codec
 
@@ -140,9 +141,10 @@ class StageRunner:
         try:
             while not stop.is_set():
                 self.cycle()
-        finally:
-            self.consumer.close()
-            log.info("stages.stopped", group=self.group_id)
+        except (FatalConsumerError, FatalTransactionError) as exc:
+            die(exc)
+        self.consumer.close()
+        log.info("stages.stopped", group=self.group_id)
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         numbers = sorted({tp.partition for tp in partitions})
