@@ -106,7 +106,7 @@ def _keep_logs(workdir: Path, name: str) -> None:
     target = LOGS / name
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True, exist_ok=True)
-    for log in [*workdir.glob("logs/*.log"), *workdir.glob("kafka/**/*.log")]:
+    for log in [*workdir.glob("logs/*.log"), *workdir.glob("kafka/**/server.log")]:
         shutil.copy(
             log,
             target / log.name

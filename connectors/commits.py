@@ -11,7 +11,8 @@ first, so a key's next command already sees the outcome of the last.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
@@ -37,6 +38,18 @@ class Intent:
     committed: asyncio.Future[None]
 
 
+@dataclass
+class Batch:
+    """One transaction's worth: prepared on the loop, run anywhere, settled on the loop."""
+
+    intents: list[Intent]
+    finished: list[Finished]
+    offsets: list[TopicPartition]
+    records: list[Record]
+    metadata: Any
+    ledger_offsets: dict[int, int] = field(default_factory=dict)
+
+
 class Commits:
     def __init__(
         self, tx: Transactor, consumer: Consumer, store: LedgerStore, topic: str, ledger_topic: str
@@ -52,6 +65,9 @@ class Commits:
         self.finished: list[Finished] = []
         self.overlay: dict[tuple[int, str], dict[str, Any]] = {}
         self.wake = asyncio.Event()
+        # One transaction at a time on the producer: the loop's (in a thread) and a
+        # rebalance callback's (on the loop thread) take turns.
+        self._tx_lock = threading.Lock()
 
     # --- what the worker hands over -------------------------------------------
 
@@ -81,41 +97,64 @@ class Commits:
     # --- the transaction --------------------------------------------------------
 
     def commit_now(self) -> None:
+        """Commit what is pending, here and now (a rebalance callback, the drain)."""
+        batch = self.prepare()
+        if batch is not None:
+            self.settle(batch, self.execute(batch))
+
+    async def commit(self) -> None:
+        """Commit what is pending without blocking the event loop: the transaction runs
+        in a thread, so the worker keeps polling (and its group membership alive) even
+        while the broker is away and a commit takes its whole timeout."""
+        batch = self.prepare()
+        if batch is not None:
+            self.settle(batch, await asyncio.to_thread(self.execute, batch))
+
+    def prepare(self) -> Batch | None:
         owned = set(self.progress)
         intents = [i for i in self.intents if i.write.partition in owned]
         finished = [f for f in self.finished if f.partition in owned]
         self.intents, self.finished = [], []
         if not intents and not finished:
-            return
+            return None
         offsets = self._offsets_with(finished)
         records = [ledger.ledger_record(self.ledger_topic, i.write) for i in intents]
         for item in finished:
             records += item.records
             records += [ledger.ledger_record(self.ledger_topic, w) for w in item.writes]
-        ledger_offsets: dict[int, int] = {}
+        metadata = self.consumer.consumer_group_metadata() if offsets else None
+        return Batch(intents, finished, offsets, records, metadata)
+
+    def execute(self, batch: Batch) -> bool:
+        """The transaction; True when committed. Safe from any thread: one at a time."""
 
         def delivered(err: KafkaError | None, msg: Message) -> None:
             # The offsets of our own ledger records: the local store's checkpoint.
             if err is None and msg.topic() == self.ledger_topic:
                 partition = msg.partition() or 0
-                ledger_offsets[partition] = max(
-                    ledger_offsets.get(partition, 0), (msg.offset() or 0) + 1
+                batch.ledger_offsets[partition] = max(
+                    batch.ledger_offsets.get(partition, 0), (msg.offset() or 0) + 1
                 )
 
         def produce() -> None:
-            for record in records:
+            for record in batch.records:
                 self.tx.produce(record, on_delivery=delivered)
 
-        metadata = self.consumer.consumer_group_metadata() if offsets else None
-        try:
-            self.tx.run(produce, offsets, metadata)
-        except TransactionAbortedError:
+        with self._tx_lock:
+            try:
+                self.tx.run(produce, batch.offsets, batch.metadata)
+            except TransactionAbortedError:
+                return False
+        return True
+
+    def settle(self, batch: Batch, committed: bool) -> None:
+        if not committed:
             # Nothing of it is visible: the same outcomes and intents go again.
-            self.intents = intents + self.intents
-            self.finished = finished + self.finished
+            self.intents = batch.intents + self.intents
+            self.finished = batch.finished + self.finished
             self.wake.set()
             return
-        self._committed(intents, finished, offsets, ledger_offsets)
+        self._committed(batch)
 
     def _offsets_with(self, finished: list[Finished]) -> list[TopicPartition]:
         finishing: dict[int, set[int]] = {}
@@ -128,22 +167,19 @@ class Commits:
                 offsets.append(TopicPartition(self.topic, partition, offset))
         return offsets
 
-    def _committed(
-        self,
-        intents: list[Intent],
-        finished: list[Finished],
-        offsets: list[TopicPartition],
-        ledger_offsets: dict[int, int],
-    ) -> None:
-        for intent in intents:
+    def _committed(self, batch: Batch) -> None:
+        for intent in batch.intents:
             if not intent.committed.done():
                 intent.committed.set_result(None)
-        for item in finished:
-            self.progress[item.partition].finish(item.offset)
-        for tp in offsets:
-            self.committed[tp.partition] = tp.offset
-        writes = [i.write for i in intents] + [w for f in finished for w in f.writes]
-        self.store.apply(writes, ledger_offsets)
+        for item in batch.finished:
+            # A partition revoked while this batch was in flight is no longer tracked.
+            if item.partition in self.progress:
+                self.progress[item.partition].finish(item.offset)
+        for tp in batch.offsets:
+            if tp.partition in self.progress:
+                self.committed[tp.partition] = max(self.committed.get(tp.partition, -1), tp.offset)
+        writes = [i.write for i in batch.intents] + [w for f in batch.finished for w in f.writes]
+        self.store.apply(writes, batch.ledger_offsets)
         for write in writes:
             slot = (write.partition, write.key)
             if self.overlay.get(slot) is write.value:

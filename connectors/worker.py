@@ -349,7 +349,7 @@ class ConnectorWorker:
             await commits.wake.wait()
             commits.wake.clear()
             await asyncio.sleep(COMMIT_LINGER_SECONDS)
-            commits.commit_now()
+            await commits.commit()
             if time.monotonic() >= next_expiry:
                 next_expiry = time.monotonic() + EXPIRE_EVERY_SECONDS
                 horizon = int(time.time() * 1000) - LEDGER_RETENTION_DAYS * 86_400_000

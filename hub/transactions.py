@@ -29,7 +29,7 @@ from hub.kafka import Record
 
 log = structlog.get_logger("hub.transactions")
 
-COMMIT_ATTEMPTS = 5
+COMMIT_ATTEMPTS = 3
 DeliveryCallback = Callable[[KafkaError | None, Message], None]
 
 
@@ -80,7 +80,7 @@ class Transactor:
     instead of every read_committed consumer waiting for it to time out.
     """
 
-    def __init__(self, config: dict[str, Any], *, timeout: float = 30.0) -> None:
+    def __init__(self, config: dict[str, Any], *, timeout: float = 10.0) -> None:
         if "transactional.id" not in config:
             raise ValueError("a Transactor needs a transactional.id")
         self.transactional_id = str(config["transactional.id"])
