@@ -18,8 +18,9 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NoReturn
 
 import structlog
@@ -39,6 +40,10 @@ class TransactionAbortedError(Exception):
 
 class FatalTransactionError(RuntimeError):
     """The producer can no longer commit (fenced, or its state is lost): restart."""
+
+
+class TransactionHungError(FatalTransactionError):
+    """A transactional call blocked far past its own timeout."""
 
 
 EXIT_FATAL = 70  # EX_SOFTWARE: the supervisor restarts the process
@@ -86,6 +91,12 @@ class Transactor:
         self.transactional_id = str(config["transactional.id"])
         self.producer = Producer(config)
         self.timeout = timeout
+        # librdkafka's send_offsets_to_transaction can block forever when the group
+        # coordinator went away (a broker restart), whatever its timeout
+        # (confluentinc/librdkafka#5456, #5511). Past every legitimate wait of a
+        # call, the process ends and its supervisor starts one that fences this
+        # producer's transaction.
+        self.hang_after = timeout + 5
 
     def init(self) -> None:
         try:
@@ -117,10 +128,12 @@ class Transactor:
             self.producer.begin_transaction()
             produce()
             if offsets:
-                self.producer.send_offsets_to_transaction(
-                    list(offsets), group_metadata, self.timeout
-                )
-            self._commit()
+                with self._watchdog("send_offsets_to_transaction", self.hang_after):
+                    self.producer.send_offsets_to_transaction(
+                        list(offsets), group_metadata, self.timeout
+                    )
+            with self._watchdog("commit_transaction", self.hang_after * COMMIT_ATTEMPTS):
+                self._commit()
         except (KafkaException, BufferError) as exc:
             self._give_up_or_abort(exc)
         except BaseException:
@@ -128,6 +141,19 @@ class Transactor:
             with contextlib.suppress(KafkaException):
                 self.producer.abort_transaction(self.timeout)
             raise
+
+    @contextlib.contextmanager
+    def _watchdog(self, call: str, seconds: float) -> Iterator[None]:
+        hung = TransactionHungError(
+            f"{call} of {self.transactional_id!r} hung for {seconds:g}s (timeout {self.timeout:g}s)"
+        )
+        timer = threading.Timer(seconds, die, args=(hung,))
+        timer.daemon = True
+        timer.start()
+        try:
+            yield
+        finally:
+            timer.cancel()
 
     def _commit(self) -> None:
         for attempt in range(1, COMMIT_ATTEMPTS + 1):
@@ -150,7 +176,8 @@ class Transactor:
             ) from exc
         log.warning("transaction.aborting", error=str(exc))
         try:
-            self.producer.abort_transaction(self.timeout)
+            with self._watchdog("abort_transaction", self.hang_after):
+                self.producer.abort_transaction(self.timeout)
         except KafkaException as abort_exc:
             raise FatalTransactionError(f"abort failed after {exc}: {abort_exc}") from abort_exc
         raise TransactionAbortedError(str(exc)) from exc

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-import pytest
-from confluent_kafka import KafkaError, KafkaException
+import time
 
+import pytest
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
+
+from hub import transactions
 from hub.kafka import FatalConsumerError, consume_error
 from hub.ports import free_port
-from hub.transactions import FatalTransactionError, Transactor, is_fatal
+from hub.transactions import (
+    FatalTransactionError,
+    TransactionHungError,
+    Transactor,
+    is_fatal,
+)
 
 
 @pytest.mark.parametrize(
@@ -79,3 +87,47 @@ def test_other_consumer_errors_and_records_pass_through() -> None:
     assert error is not None
     assert error.code() == KafkaError._PARTITION_EOF
     assert consume_error(FakeMessage(None)) is None  # type: ignore[arg-type]
+
+
+class HangingProducer:
+    """send_offsets_to_transaction blocking past its timeout (librdkafka#5456)."""
+
+    def __init__(self, hang: float) -> None:
+        self.hang = hang
+        self.calls: list[str] = []
+
+    def begin_transaction(self) -> None:
+        self.calls.append("begin")
+
+    def send_offsets_to_transaction(self, *_args: object) -> None:
+        self.calls.append("offsets")
+        time.sleep(self.hang)
+
+    def commit_transaction(self, *_args: object) -> None:
+        self.calls.append("commit")
+
+
+def test_a_transaction_hung_past_every_timeout_ends_the_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ended: list[BaseException] = []
+    monkeypatch.setattr(transactions, "die", ended.append)
+    tx = Transactor({"bootstrap.servers": "127.0.0.1:1", "transactional.id": "hub-hang"})
+    tx.producer = HangingProducer(hang=1.0)  # type: ignore[assignment]
+    tx.hang_after = 0.2
+    tx.run(lambda: None, [TopicPartition("t", 0, 5)], object())
+    assert len(ended) == 1 and isinstance(ended[0], TransactionHungError)
+    assert "hub-hang" in str(ended[0])
+
+
+def test_a_transaction_that_finishes_in_time_ends_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    ended: list[BaseException] = []
+    monkeypatch.setattr(transactions, "die", ended.append)
+    tx = Transactor({"bootstrap.servers": "127.0.0.1:1", "transactional.id": "hub-ok"})
+    producer = HangingProducer(hang=0.0)
+    tx.producer = producer  # type: ignore[assignment]
+    tx.hang_after = 0.5
+    tx.run(lambda: None, [TopicPartition("t", 0, 5)], object())
+    time.sleep(0.7)  # past the watchdog's time: it was cancelled
+    assert ended == []
+    assert producer.calls == ["begin", "offsets", "commit"]
