@@ -57,7 +57,7 @@ def _open_invoices(settings: Settings, count: int) -> dict[str, str]:
 
 
 def run(settings: Settings, payments: int = 300, per_second: float = 20.0) -> dict[str, Any]:
-    stack = HubStack(settings, settings.home / "logs")
+    stack = HubStack(settings, settings.home / "logs", cdc=False)
     stack.start()
     try:
         sim = SimulatorClient(settings.simulator_url)

@@ -30,7 +30,7 @@ from hub.kafka import (
     consume_error,
     consumer_config,
     event_record,
-    producer_config,
+    transactional_config,
 )
 from hub.logging import configure_logging
 from hub.settings import Settings
@@ -90,14 +90,7 @@ class RetryWorker:
         self.worker = worker_id()
         self.consumer = Consumer(consumer_config(settings, GROUP_ID, static=True))
         self.tx = Transactor(
-            producer_config(
-                settings,
-                GROUP_ID,
-                **{
-                    "transactional.id": f"{GROUP_ID}-{settings.instance_id}",
-                    "transaction.timeout.ms": 15_000,
-                },
-            )
+            transactional_config(settings, GROUP_ID, f"{GROUP_ID}-{settings.instance_id}")
         )
 
     def _on_revoke(self, _c: Consumer, partitions: list[TopicPartition]) -> None:

@@ -55,7 +55,7 @@ from hub.kafka import (
     consume_error,
     consumer_config,
     event_record,
-    producer_config,
+    transactional_config,
 )
 from hub.settings import Settings
 from hub.tenants import TenantDirectory
@@ -112,14 +112,12 @@ class ConnectorWorker:
             )
         )
         self.tx = Transactor(
-            producer_config(
+            transactional_config(
                 settings,
                 self.stage,
-                **{
-                    "transactional.id": f"{self.group}-{settings.instance_id}",
-                    "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS,
-                    "linger.ms": 1,
-                },
+                f"{self.group}-{settings.instance_id}",
+                timeout_ms=TRANSACTION_TIMEOUT_MS,
+                **{"linger.ms": 1},
             )
         )
         self.commits: Commits | None = None

@@ -38,8 +38,8 @@ from hub.kafka import (
     consumer_config,
     event_record,
     next_offsets,
-    producer_config,
     read_to_end,
+    transactional_config,
 )
 from hub.settings import Settings
 from hub.topics import dlq_topic, table_topic
@@ -81,17 +81,12 @@ class Stage:
     tick_seconds: float = 60.0
 
 
-def transactional_config(settings: Settings, group_id: str) -> dict[str, Any]:
-    return producer_config(
+def stage_producer_config(settings: Settings, group_id: str) -> dict[str, Any]:
+    return transactional_config(
         settings,
         group_id,
-        **{
-            # Stable per instance: a restarted instance fences and aborts what its
-            # previous incarnation left open, at once.
-            "transactional.id": f"{group_id}-{settings.instance_id}",
-            "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS,
-            "linger.ms": 2,
-        },
+        f"{group_id}-{settings.instance_id}",
+        timeout_ms=TRANSACTION_TIMEOUT_MS,
     )
 
 
@@ -125,7 +120,7 @@ class StageRunner:
                 **{"partition.assignment.strategy": "range"},
             )
         )
-        self.tx = Transactor(transactional_config(settings, group_id))
+        self.tx = Transactor(stage_producer_config(settings, group_id))
 
     # --- lifecycle ------------------------------------------------------------
 

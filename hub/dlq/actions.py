@@ -24,7 +24,7 @@ from typing import Any
 
 from connectors.tiers import RetryHistory, ToTier, tier_headers, without_retry_headers
 from hub.dlq.model import DlqRecord
-from hub.kafka import Headers, Record, event_record, producer_config
+from hub.kafka import Headers, Record, event_record, transactional_config
 from hub.settings import Settings
 from hub.topics import CONNECTOR_PROVIDERS, DLQ_AUDIT, DLQ_STATE, retry_topic
 from hub.transactions import Transactor
@@ -143,11 +143,7 @@ class Operator:
         self.codec = codec
         self.actor = who or actor()
         self._tx = Transactor(
-            producer_config(
-                settings,
-                "hub-dlq",
-                **{"transactional.id": TRANSACTIONAL_ID, "transaction.timeout.ms": 60_000},
-            ),
+            transactional_config(settings, "hub-dlq", TRANSACTIONAL_ID, timeout_ms=60_000),
             timeout=60,
         )
         self._tx.init()

@@ -20,7 +20,7 @@ from confluent_kafka import Message
 from hub.kafka import Record
 from hub.settings import Settings
 from hub.transactions import Transactor
-from processors.runner import Stage, StageRunner, StepContext, transactional_config
+from processors.runner import Stage, StageRunner, StepContext, stage_producer_config
 from schemas.codec import make_codec
 
 
@@ -70,7 +70,7 @@ def main() -> None:
     )
     if args.die_at_commit:
         runner.tx = DyingTransactor(
-            transactional_config(settings, args.group), args.die_at_commit
+            stage_producer_config(settings, args.group), args.die_at_commit
         )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
