@@ -35,15 +35,7 @@ def _open_invoices(settings: Settings, count: int) -> dict[str, str]:
                 amount_minor=5_000_000,
                 parent=Contact(name="Parent", phone=phone),
             )
-            request = PaymentRequested(
-                header=invoice.header.caused(PaymentRequested.EVENT_TYPE, source="bench"),
-                invoice_id=invoice.invoice_id,
-                student_id=invoice.student_id,
-                student_name=invoice.student_name,
-                description=invoice.description,
-                amount_minor=invoice.amount_minor,
-                parent=invoice.parent,
-            )
+            request = PaymentRequested.for_invoice(invoice, source="bench")
             producer.publish(invoice)
             producer.publish(request)
             requests[request.request_id] = phone

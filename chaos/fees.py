@@ -133,14 +133,7 @@ def fee_events(payment: Payment) -> tuple[Invoice, PaymentRequested]:
         amount_minor=50_000_00,
         parent=parent,
     )
-    request = PaymentRequested(
-        header=invoice.header.caused(PaymentRequested.EVENT_TYPE, source="chaos-fee-module"),
-        request_id=payment.request_id,
-        invoice_id=invoice.invoice_id,
-        student_id=invoice.student_id,
-        student_name=invoice.student_name,
-        description=invoice.description,
-        amount_minor=invoice.amount_minor,
-        parent=parent,
+    request = PaymentRequested.for_invoice(
+        invoice, source="chaos-fee-module", request_id=payment.request_id
     )
     return invoice, request

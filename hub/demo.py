@@ -118,15 +118,7 @@ class FeePaymentStory:
             due_date=date.today() + timedelta(days=14),
             parent=Contact(name="Mrs. Sharma", phone=family.phone, email=family.email),
         )
-        request = PaymentRequested(
-            header=invoice.header.caused(PaymentRequested.EVENT_TYPE, source="fee-module"),
-            invoice_id=invoice.invoice_id,
-            student_id=invoice.student_id,
-            student_name=invoice.student_name,
-            description=invoice.description,
-            amount_minor=invoice.amount_minor,
-            parent=invoice.parent,
-        )
+        request = PaymentRequested.for_invoice(invoice, source="fee-module")
         return invoice, request
 
     def _save_invoice(self, engine: Engine, invoice: Invoice, request: PaymentRequested) -> float:

@@ -101,15 +101,7 @@ def open_invoice(
         amount_minor=amount_minor,
         parent=Contact(name="Mrs. Sharma", phone=phone, email=address),
     )
-    request = PaymentRequested(
-        header=invoice.header.caused(PaymentRequested.EVENT_TYPE, source="fee-module-test"),
-        invoice_id=invoice.invoice_id,
-        student_id=invoice.student_id,
-        student_name=invoice.student_name,
-        description=invoice.description,
-        amount_minor=amount_minor,
-        parent=invoice.parent,
-    )
+    request = PaymentRequested.for_invoice(invoice, source="fee-module-test")
     with EventProducer(settings, client_id="fee-module-test") as producer:
         producer.publish(invoice)
         producer.publish(request)

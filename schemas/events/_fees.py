@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 from enum import StrEnum
+from typing import Any
 
 from pydantic import Field
 
@@ -38,6 +39,18 @@ class PaymentRequested(InvoiceDetails):
 
     request_id: str = Field(default_factory=new_id)
     gateway: str = "razorpay"
+
+    @classmethod
+    def for_invoice(cls, invoice: Invoice, *, source: str, **extra: Any) -> PaymentRequested:
+        """The fee module's "Pay Now" for an invoice: its details, caused by it."""
+        details = {name: getattr(invoice, name) for name in InvoiceDetails.model_fields}
+        return cls(
+            **{
+                **details,
+                "header": invoice.header.caused(cls.EVENT_TYPE, source=source),
+                **extra,
+            }
+        )
 
 
 class OrderStatus(StrEnum):

@@ -303,3 +303,27 @@ def test_caused_header_keeps_tenant_and_flow():
 def test_keys_are_per_tenant_entity():
     assert PAYMENT.key() == "greenwood:order_1"
     assert EXAMPLES[0].key() == "razorpay:greenwood:evt_1"
+
+
+def test_a_payment_request_for_an_invoice_carries_its_details_and_is_caused_by_it() -> None:
+    invoice = Invoice(
+        header=EventHeader.new(Invoice.EVENT_TYPE, "greenwood", source="fee-module"),
+        invoice_id="INV-1",
+        student_id="S-1",
+        student_name="Rohan Sharma",
+        description="Term 1 fees",
+        amount_minor=50_000_00,
+        currency="INR",
+        parent=Contact(name="Mrs. Sharma", phone="+919876543210"),
+    )
+    request = PaymentRequested.for_invoice(invoice, source="fee-module", request_id="req-9")
+    assert (request.invoice_id, request.student_id, request.amount_minor) == (
+        "INV-1",
+        "S-1",
+        5000000,
+    )
+    assert request.parent == invoice.parent and request.request_id == "req-9"
+    assert request.header.causation_id == invoice.header.event_id
+    assert request.header.correlation_id == invoice.header.correlation_id
+    assert request.header.event_type == "fees.payment.requested"
+    assert request.key() == invoice.key()
