@@ -22,13 +22,13 @@ from confluent_kafka import Consumer
 from sqlalchemy import text
 
 from bench.common import percentile
+from core.kafka import watermarks
+from core.ports import free_port
+from core.settings import Settings
+from core.topics import cdc_topic, changes_topic
 from hub import erp
-from hub.kafka import watermarks
 from hub.local_postgres import LocalPostgres, PostgresConfig
-from hub.ports import free_port
-from hub.settings import Settings
 from hub.stack import HubStack
-from hub.topics import cdc_topic, changes_topic
 from simulators.client import SimulatorClient
 
 

@@ -12,14 +12,14 @@ from pathlib import Path
 import aiohttp
 from confluent_kafka.admin import AdminClient
 
-from hub.kafka import admin_config
+from core.kafka import admin_config
+from core.ports import free_port
+from core.settings import Settings
+from core.tenants import demo_tenant_config
+from core.topic_admin import apply_catalog
+from core.topics import catalog_for
 from hub.local_kafka import BrokerConfig, LocalBroker
-from hub.ports import free_port
-from hub.settings import Settings
 from hub.stack import with_simulators
-from hub.tenants import demo_tenant_config
-from hub.topic_admin import apply_catalog
-from hub.topics import catalog_for
 
 
 @contextmanager

@@ -10,10 +10,10 @@ import time
 from typing import Any
 
 from bench.common import percentile, summary
-from hub.observe import TopicWatcher
-from hub.settings import Settings
+from core.observe import TopicWatcher
+from core.settings import Settings
+from core.topics import PAYMENT_ORDERS
 from hub.stack import HubStack
-from hub.topics import PAYMENT_ORDERS
 from producers import EventProducer
 from schemas.events import Contact, EventHeader, Invoice, PaymentOrderResult, PaymentRequested
 from simulators.client import SimulatorClient

@@ -22,11 +22,11 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from bench.common import post_load
-from hub.kafka import admin_config, producer_config
-from hub.ports import free_port
-from hub.settings import Settings
+from core.kafka import admin_config, producer_config
+from core.ports import free_port
+from core.settings import Settings
+from core.tenants import load_tenants
 from hub.stack import settings_env
-from hub.tenants import load_tenants
 from webhook_ingress.signatures import RazorpayVerifier
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -17,13 +17,13 @@ from typing import Any
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from hub.dead_letters import Failure, SourceRecord, build_dead_letter
+from core.dead_letters import Failure, SourceRecord, build_dead_letter
+from core.kafka import admin_config, event_headers, producer_config, watermarks
+from core.settings import Settings
+from core.topics import dlq_topic
 from hub.dlq.actions import Operator
 from hub.dlq.model import DlqFilter, select
 from hub.dlq.store import load_dead_letters
-from hub.kafka import admin_config, event_headers, producer_config, watermarks
-from hub.settings import Settings
-from hub.topics import dlq_topic
 from schemas.codec import SingleObjectCodec
 from schemas.events import DlqAction, encode_event
 

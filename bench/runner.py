@@ -25,9 +25,9 @@ from typing import Any
 from confluent_kafka import Consumer, Message, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from hub.kafka import Record, admin_config, consume_batch, consumer_config, producer_config
-from hub.settings import Settings
-from hub.topics import table_topic
+from core.kafka import Record, admin_config, consume_batch, consumer_config, producer_config
+from core.settings import Settings
+from core.topics import table_topic
 from processors.runner import Stage, StageRunner, StepContext
 from schemas.codec import SingleObjectCodec
 

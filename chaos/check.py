@@ -25,9 +25,9 @@ from confluent_kafka.admin import AdminClient
 
 from chaos.env import Environment
 from chaos.fees import Payment
-from hub.kafka import admin_config, read_to_end
-from hub.settings import Settings
-from hub.topics import (
+from core.kafka import admin_config, read_to_end
+from core.settings import Settings
+from core.topics import (
     CDC_GROUP,
     CONNECTOR_PROVIDERS,
     INVOICE_STATUS,

@@ -16,9 +16,8 @@ from chaos.faults import Injector
 from chaos.fees import FeeTraffic, Payment, fee_events, new_payments
 from chaos.scenarios import Row, Size
 from chaos.sync import SyncTraffic, wait_for_sync
-from hub import erp
-from hub.kafka import producer_config, read_to_end
-from hub.topics import (
+from core.kafka import producer_config, read_to_end
+from core.topics import (
     CONNECTOR_PROVIDERS,
     INVOICES,
     NOTIFICATION_REQUESTS,
@@ -35,6 +34,7 @@ from hub.topics import (
     results_topic,
     retry_topic,
 )
+from hub import erp
 from schemas.codec import make_codec
 from schemas.events import DeadLetter, OrderStatus, PaymentOrderResult, decode_as
 

@@ -13,8 +13,8 @@ import time
 from dataclasses import dataclass
 
 from chaos.env import Environment
-from hub.observe import TopicWatcher
-from hub.topics import PAYMENT_ORDERS
+from core.observe import TopicWatcher
+from core.topics import PAYMENT_ORDERS
 from producers import EventProducer
 from schemas.events import Contact, EventHeader, Invoice, PaymentOrderResult, PaymentRequested
 

@@ -9,7 +9,7 @@ from chaos.check import Tally, fee_effects
 from chaos.env import Environment, environment
 from chaos.fees import FeeTraffic
 from chaos.scenarios import Row, Size, fee_flow
-from hub.topics import PAYMENT_EVENTS, RAW_WEBHOOKS, commands_topic, table_topic
+from core.topics import PAYMENT_EVENTS, RAW_WEBHOOKS, commands_topic, table_topic
 
 
 def broker_restarted(size: Size) -> Row:

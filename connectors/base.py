@@ -19,8 +19,8 @@ from typing import Literal, Protocol, TypeVar
 
 import httpx
 
-from hub.settings import Settings
-from hub.tenants import Tenant
+from core.settings import Settings
+from core.tenants import Tenant
 from schemas.events import CommandPayload, ConnectorCommand
 
 Category = Literal["payment", "sms", "email", "directory", "push", "profile", "contacts"]

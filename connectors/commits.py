@@ -20,8 +20,8 @@ from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 from connectors import ledger
 from connectors.ledger_store import LedgerStore
 from connectors.progress import PartitionProgress
-from hub.kafka import Record
-from hub.transactions import TransactionAbortedError, Transactor
+from core.kafka import Record
+from core.transactions import TransactionAbortedError, Transactor
 
 
 @dataclass

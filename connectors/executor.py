@@ -35,9 +35,9 @@ from connectors.base import (
 from connectors.ledger import IN_DOUBT_SINCE
 from connectors.lookup import Found, NextPage, NotFound, supports_lookup
 from connectors.retry import Attempted, RetryPolicy, Sleep, with_retries
-from hub.settings import Settings
-from hub.tenants import Tenant, TenantDirectory
-from hub.topics import connector_stage
+from core.settings import Settings
+from core.tenants import Tenant, TenantDirectory
+from core.topics import connector_stage
 from schemas.events import ConnectorCommand, ConnectorResult, ResultStatus
 
 log = structlog.get_logger("connectors")

@@ -32,8 +32,8 @@ from connectors.base import (
     json_or_empty,
 )
 from connectors.google_auth import Clock, ServiceAccountAuths
-from hub.settings import Settings
-from hub.tenants import FcmAccount, Tenant
+from core.settings import Settings
+from core.tenants import FcmAccount, Tenant
 from schemas.events import ConnectorCommand, SendPush
 
 SCOPES = ("https://www.googleapis.com/auth/firebase.messaging",)

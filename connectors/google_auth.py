@@ -39,7 +39,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from connectors.base import RETRYABLE_STATUSES, AuthError, json_or_empty, parse_retry_after
-from hub.tenants import GoogleServiceAccount
+from core.tenants import GoogleServiceAccount
 
 JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 ASSERTION_LIFETIME = 3600  # the longest Google accepts

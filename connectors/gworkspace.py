@@ -30,8 +30,8 @@ from connectors.base import (
     parse_retry_after,
 )
 from connectors.google_auth import Clock, ServiceAccountAuths
-from hub.settings import Settings
-from hub.tenants import GoogleWorkspaceAccount, Tenant
+from core.settings import Settings
+from core.tenants import GoogleWorkspaceAccount, Tenant
 from schemas.events import ConnectorCommand, UpdateDirectoryUser
 
 SCOPES = ("https://www.googleapis.com/auth/admin.directory.user",)

@@ -33,7 +33,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel
 
-from hub.kafka import Record
+from core.kafka import Record
 from schemas.events import ConnectorCommand, ConnectorResult, entity_key
 
 

@@ -24,7 +24,7 @@ from typing import Any, Protocol, TypeGuard
 import httpx
 
 from connectors.base import RETRYABLE_STATUSES, RetryLater, classify_failure
-from hub.tenants import Tenant
+from core.tenants import Tenant
 from schemas.events import ConnectorCommand
 
 

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from connectors.tiers import RetryHistory, ToTier, next_step, tier_headers
-from hub.dead_letters import Failure, SourceRecord, build_dead_letter
-from hub.kafka import Record, event_record
-from hub.topics import connector_stage, dlq_topic, results_topic
+from core.dead_letters import Failure, SourceRecord, build_dead_letter
+from core.kafka import Record, event_record
+from core.topics import connector_stage, dlq_topic, results_topic
 from schemas.codec import Codec
 from schemas.events import ConnectorCommand, ConnectorResult, ResultStatus
 

@@ -18,8 +18,8 @@ from connectors.base import (
     classify_failure,
     json_or_empty,
 )
-from hub.settings import Settings
-from hub.tenants import Tenant
+from core.settings import Settings
+from core.tenants import Tenant
 from schemas.events import ConnectorCommand, CreatePaymentOrder
 
 

@@ -2,7 +2,7 @@
 
 Adding a provider: write its adapter (a class with `name`, `category`,
 `payload_type`, `build_request`, `classify`, `auth`), list it here and in
-hub.topics.CONNECTOR_PROVIDERS;
+core.topics.CONNECTOR_PROVIDERS;
 tests/connectors/test_registry.py proves both lists agree and every adapter
 conforms to its category's protocol.
 """

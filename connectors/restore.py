@@ -6,8 +6,8 @@ import orjson
 
 from connectors.ledger import LedgerWrite
 from connectors.ledger_store import LedgerStore
-from hub.kafka import read_to_end
-from hub.settings import Settings
+from core.kafka import read_to_end
+from core.settings import Settings
 
 CHUNK = 2000
 

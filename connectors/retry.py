@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from tenacity import AsyncRetrying, RetryCallState, retry_if_result, stop_after_attempt
 
 from connectors.base import Outcome, RetryLater
-from hub.settings import Settings
+from core.settings import Settings
 
 Sleep = Callable[[float], Awaitable[None]]
 

@@ -21,8 +21,8 @@ import structlog
 from confluent_kafka import Consumer, Message, TopicPartition
 
 from connectors.tiers import due_at, original_topic
-from hub.dead_letters import Failure, build_dead_letter, source_of, worker_id
-from hub.kafka import (
+from core.dead_letters import Failure, build_dead_letter, source_of, worker_id
+from core.kafka import (
     FatalConsumerError,
     Record,
     as_header_list,
@@ -32,16 +32,16 @@ from hub.kafka import (
     event_record,
     transactional_config,
 )
-from hub.logging import configure_logging
-from hub.settings import Settings
-from hub.topics import (
+from core.logging import configure_logging
+from core.settings import Settings
+from core.topics import (
     CONNECTOR_PROVIDERS,
     RETRY_WORKER_GROUP,
     connector_stage,
     dlq_topic,
     retry_topic,
 )
-from hub.transactions import FatalTransactionError, TransactionAbortedError, Transactor, die
+from core.transactions import FatalTransactionError, TransactionAbortedError, Transactor, die
 from schemas.codec import make_codec
 
 log = structlog.get_logger("connectors.retry")

@@ -8,10 +8,10 @@ import signal
 import structlog
 
 from connectors.worker import ConnectorWorker
-from hub.logging import configure_logging
-from hub.settings import Settings
-from hub.tenants import load_tenants
-from hub.transactions import die
+from core.logging import configure_logging
+from core.settings import Settings
+from core.tenants import load_tenants
+from core.transactions import die
 from schemas.codec import make_codec
 
 log = structlog.get_logger("connectors")

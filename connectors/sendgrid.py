@@ -28,8 +28,8 @@ from connectors.base import (
     json_or_empty,
 )
 from connectors.lookup import Found, LookupOutcome, NotFound, query_failed
-from hub.settings import Settings
-from hub.tenants import SendGridAccount, Tenant
+from core.settings import Settings
+from core.tenants import SendGridAccount, Tenant
 from schemas.events import ConnectorCommand, SendEmail
 
 # At most one message per recipient carries a command's key; 10 is SendGrid's default.

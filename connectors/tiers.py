@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from hub.kafka import Headers
-from hub.topics import retry_topic
+from core.kafka import Headers
+from core.topics import retry_topic
 
 TIER = "hub.retry.tier"
 DUE_AT = "hub.retry.due_at"

@@ -41,8 +41,8 @@ from connectors.base import (
     json_or_empty,
 )
 from connectors.lookup import Found, LookupOutcome, NextPage, NotFound, as_utc, query_failed
-from hub.settings import Settings
-from hub.tenants import Tenant, TwilioAccount
+from core.settings import Settings
+from core.tenants import Tenant, TwilioAccount
 from schemas.events import ConnectorCommand, SendSms
 
 API_PATH = "/2010-04-01/Accounts/"

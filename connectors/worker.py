@@ -48,8 +48,8 @@ from connectors.outcomes import OutcomeContext, records_for
 from connectors.registry import adapter
 from connectors.restore import catch_up
 from connectors.retry import RetryPolicy
-from hub.dead_letters import Failure, build_dead_letter, source_of, worker_id
-from hub.kafka import (
+from core.dead_letters import Failure, build_dead_letter, source_of, worker_id
+from core.kafka import (
     FatalConsumerError,
     Record,
     consume_error,
@@ -57,9 +57,9 @@ from hub.kafka import (
     event_record,
     transactional_config,
 )
-from hub.settings import Settings
-from hub.tenants import TenantDirectory
-from hub.topics import (
+from core.settings import Settings
+from core.tenants import TenantDirectory
+from core.topics import (
     LEDGER_RETENTION_DAYS,
     commands_topic,
     connector_group,
@@ -67,7 +67,7 @@ from hub.topics import (
     dlq_topic,
     ledger_topic,
 )
-from hub.transactions import FatalTransactionError, Transactor, die
+from core.transactions import FatalTransactionError, Transactor, die
 from schemas.codec import Codec, DecodeError
 from schemas.events import ConnectorCommand, ConnectorResult, decode_as
 

@@ -17,8 +17,8 @@ import uuid
 
 from confluent_kafka import Consumer
 
-from hub.settings import Settings
-from hub.topics import changes_topic, state_topic
+from core.settings import Settings
+from core.topics import changes_topic, state_topic
 from schemas.codec import make_codec
 from schemas.events import EntityChange, EntityState, decode_event
 

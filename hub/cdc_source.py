@@ -24,9 +24,9 @@ from urllib.parse import unquote, urlsplit
 
 import httpx
 
+from core.settings import Settings
+from core.topics import cdc_topic
 from hub.local_kafka import DEPLOY_DIR, resolve_classpath
-from hub.settings import Settings
-from hub.topics import cdc_topic
 from producers.outbox import HEADER_COLUMNS
 from producers.outbox import TABLE as OUTBOX_TABLE
 

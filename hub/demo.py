@@ -17,10 +17,10 @@ from datetime import date, timedelta
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
+from core.observe import TopicWatcher
+from core.settings import Settings
+from core.topics import INVOICE_STATUS, INVOICES, PAYMENT_ORDERS, PAYMENTS_RECORDED
 from hub import erp
-from hub.observe import TopicWatcher
-from hub.settings import Settings
-from hub.topics import INVOICE_STATUS, INVOICES, PAYMENT_ORDERS, PAYMENTS_RECORDED
 from processors.messages import format_money
 from schemas.events import (
     Contact,

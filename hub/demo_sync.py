@@ -12,11 +12,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from core.observe import TopicWatcher
+from core.settings import Settings
+from core.topics import changes_topic
 from hub import erp
 from hub.demo import Step, StoryFailedError
-from hub.observe import TopicWatcher
-from hub.settings import Settings
-from hub.topics import changes_topic
 from schemas.events import ChangeOp, EntityChange
 from simulators.client import SimulatorClient
 

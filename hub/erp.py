@@ -31,7 +31,7 @@ from sqlalchemy import (
     update,
 )
 
-from hub.settings import Settings
+from core.settings import Settings
 from producers.outbox import install_outbox, write_event
 from schemas.events import Event, Invoice
 

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, ClusterMetadata
 
+from core.ports import free_port, port_is_free
 from hub.local_kafka import (
     KafkaSetupError,
     PortInUseError,
@@ -39,7 +40,6 @@ from hub.local_kafka import (
     stop_group,
     wait_formatted,
 )
-from hub.ports import free_port, port_is_free
 
 if TYPE_CHECKING:
     from subprocess import Popen

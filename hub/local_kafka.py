@@ -25,7 +25,7 @@ from pathlib import Path
 
 from confluent_kafka.admin import AdminClient
 
-from hub.ports import port_is_free
+from core.ports import port_is_free
 
 _PACKAGED = Path(__file__).parent / "_deploy" / "kafka"
 _REPO = Path(__file__).resolve().parents[1] / "deploy" / "kafka"

@@ -17,7 +17,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from hub.ports import port_is_free
+from core.ports import port_is_free
 
 SERVER_USER = "postgres"
 IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")

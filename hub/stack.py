@@ -15,9 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.ports import port_is_free
+from core.settings import Settings
+from core.topics import CDC_GROUP, CONNECTOR_PROVIDERS, RETRY_WORKER_GROUP, connector_group
 from hub.cdc_source import streaming
-from hub.ports import port_is_free
-from hub.settings import Settings
 from hub.supervisor import (
     OnEvent,
     ReadyCheck,
@@ -28,7 +29,6 @@ from hub.supervisor import (
     http_ready,
     log_event,
 )
-from hub.topics import CDC_GROUP, CONNECTOR_PROVIDERS, RETRY_WORKER_GROUP, connector_group
 
 OnReady = Callable[[str, float], None]
 

@@ -15,12 +15,12 @@ from __future__ import annotations
 import signal
 import threading
 
-from hub.logging import configure_logging
-from hub.settings import Settings
-from hub.tenants import TenantDirectory, load_tenants
-from hub.topics import PROCESSORS_GROUP
-from processors import normalizer, reconciler, router
+from core.logging import configure_logging
+from core.settings import Settings
+from core.tenants import TenantDirectory, load_tenants
+from core.topics import PROCESSORS_GROUP
 from processors.runner import StageRunner
+from processors.stages import normalizer, reconciler, router
 from schemas.codec import Codec, make_codec
 
 GROUP_ID = PROCESSORS_GROUP

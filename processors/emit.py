@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from hub.kafka import Record, event_record
+from core.kafka import Record, event_record
 from schemas.codec import Codec
 from schemas.events import Event
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel, Field
 
-from hub.tenants import TenantDirectory
-from hub.topics import (
+from core.tenants import TenantDirectory
+from core.topics import (
     INVOICE_STATUS,
     NOTIFICATION_REQUESTS,
     ORDER_LINKS,

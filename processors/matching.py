@@ -14,7 +14,7 @@ import base64
 
 from pydantic import BaseModel
 
-from hub.dead_letters import SourceRecord
+from core.dead_letters import SourceRecord
 from schemas.events import EventHeader, PaymentEvent, PaymentMatched, PaymentOrderResult
 
 SOURCE = "reconciler"

@@ -8,8 +8,8 @@ sends it once.
 
 from __future__ import annotations
 
-from hub.tenants import Tenant, TenantDirectory
-from hub.topics import commands_topic
+from core.tenants import Tenant, TenantDirectory
+from core.topics import commands_topic
 from processors.emit import Emit
 from schemas.events import Channel, ConnectorCommand, NotificationRequest, SendEmail, SendSms
 

@@ -29,8 +29,8 @@ import orjson
 import structlog
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
-from hub.dead_letters import Failure, build_dead_letter, source_of, worker_id
-from hub.kafka import (
+from core.dead_letters import Failure, build_dead_letter, source_of, worker_id
+from core.kafka import (
     FatalConsumerError,
     Record,
     consume_batch,
@@ -41,9 +41,9 @@ from hub.kafka import (
     read_to_end,
     transactional_config,
 )
-from hub.settings import Settings
-from hub.topics import dlq_topic, table_topic
-from hub.transactions import FatalTransactionError, TransactionAbortedError, Transactor, die
+from core.settings import Settings
+from core.topics import dlq_topic, table_topic
+from core.transactions import FatalTransactionError, TransactionAbortedError, Transactor, die
 from processors.state import StateStore, Table
 from schemas.codec import Codec
 

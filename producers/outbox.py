@@ -49,9 +49,9 @@ from sqlalchemy import (
     text,
 )
 
-from hub.kafka import HEADER_PREFIX
-from hub.settings import get_settings
-from hub.topics import default_topic_for
+from core.kafka import HEADER_PREFIX
+from core.settings import get_settings
+from core.topics import default_topic_for
 from schemas.codec import Codec, make_codec
 from schemas.events import Event, encode_event
 

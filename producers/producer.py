@@ -18,9 +18,9 @@ from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
 
-from hub.kafka import event_headers, producer_config
-from hub.settings import Settings, get_settings
-from hub.topics import default_topic_for
+from core.kafka import event_headers, producer_config
+from core.settings import Settings, get_settings
+from core.topics import default_topic_for
 from schemas.codec import Codec, make_codec
 from schemas.events import Event, encode_event
 

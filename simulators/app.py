@@ -10,7 +10,7 @@ import httpx
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from hub.tenants import TenantDirectory
+from core.tenants import TenantDirectory
 from simulators import (
     control,
     fcm,

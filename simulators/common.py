@@ -17,7 +17,7 @@ from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
 
-from hub.tenants import Tenant, TenantDirectory
+from core.tenants import Tenant, TenantDirectory
 from simulators.state import Fault, HeldResponse, RecordedRequest, SimState, lowercase_headers
 
 if TYPE_CHECKING:

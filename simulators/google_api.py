@@ -7,7 +7,7 @@ from typing import Any, Literal
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 
-from hub.tenants import Tenant
+from core.tenants import Tenant
 from simulators.common import SimContext, bearer_token
 from simulators.sync_state import AccessToken
 

@@ -24,7 +24,7 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from hub.tenants import GoogleServiceAccount, Tenant
+from core.tenants import GoogleServiceAccount, Tenant
 from simulators.common import Call, ProviderSpec, SimContext, provider_endpoint
 from simulators.sync_state import TOKEN_LIFETIME, GoogleService
 

@@ -15,7 +15,7 @@ from typing import Any
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from hub.tenants import Tenant
+from core.tenants import Tenant
 from simulators.common import Call, ProviderSpec, SimContext, json_payload, provider_endpoint
 from simulators.google_api import (
     check_token,

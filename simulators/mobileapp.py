@@ -17,7 +17,7 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from hub.tenants import Tenant
+from core.tenants import Tenant
 from simulators.common import (
     Call,
     ProviderSpec,

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from hub.tenants import Tenant
+from core.tenants import Tenant
 from simulators.common import (
     Call,
     ProviderSpec,

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import httpx
 
-from hub.tenants import TenantDirectory
+from core.tenants import TenantDirectory
 from simulators.state import (
     Order,
     Payment,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import uvicorn
 
-from hub.settings import Settings
-from hub.tenants import TenantDirectory, load_tenants
+from core.settings import Settings
+from core.tenants import TenantDirectory, load_tenants
 from simulators.app import create_app
 
 

@@ -16,7 +16,7 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from hub.tenants import Tenant
+from core.tenants import Tenant
 from simulators.common import Call, ProviderSpec, SimContext, json_payload, provider_endpoint
 from simulators.sync_state import iso_now
 

@@ -29,7 +29,7 @@ from starlette.datastructures import Headers, QueryParams
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from hub.tenants import Tenant
+from core.tenants import Tenant
 from simulators.common import (
     FORM_TYPE,
     Call,

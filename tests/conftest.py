@@ -17,16 +17,16 @@ from pathlib import Path
 import pytest
 from confluent_kafka.admin import AdminClient
 
+from core.kafka import admin_config
+from core.ports import free_port
+from core.settings import Settings
+from core.tenants import demo_tenant_config
+from core.topic_admin import apply_catalog
+from core.topics import catalog_for
 from hub import erp
-from hub.kafka import admin_config
 from hub.local_kafka import BrokerConfig, LocalBroker
 from hub.local_postgres import LocalPostgres, PostgresConfig
-from hub.ports import free_port
-from hub.settings import Settings
 from hub.stack import HubStack, with_simulators
-from hub.tenants import demo_tenant_config
-from hub.topic_admin import apply_catalog
-from hub.topics import catalog_for
 from simulators.client import SimulatorClient
 
 TENANT = "greenwood"

@@ -14,17 +14,17 @@ from pathlib import Path
 
 import httpx
 
-from hub.observe import TopicWatcher
-from hub.settings import Settings
-from hub.stack import settings_env
-from hub.tenants import TenantDirectory, parse_tenants
-from hub.topics import (
+from core.observe import TopicWatcher
+from core.settings import Settings
+from core.tenants import TenantDirectory, parse_tenants
+from core.topics import (
     INVOICE_STATUS,
     PAYMENT_ORDERS,
     PAYMENTS_RECORDED,
     RAW_WEBHOOKS,
     results_topic,
 )
+from hub.stack import settings_env
 from producers import EventProducer
 from schemas.events import (
     Contact,

@@ -19,10 +19,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from hub.kafka import AsyncProducer, DeliveryFailedError, event_headers, producer_config
-from hub.settings import Settings
-from hub.tenants import TenantDirectory
-from hub.topics import RAW_WEBHOOKS
+from core.kafka import AsyncProducer, DeliveryFailedError, event_headers, producer_config
+from core.settings import Settings
+from core.tenants import TenantDirectory
+from core.topics import RAW_WEBHOOKS
 from schemas.codec import Codec, make_codec
 from schemas.events import RawWebhook, encode_event
 from webhook_ingress.decision import Rejection, accept, check_headers, check_route

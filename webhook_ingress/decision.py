@@ -13,7 +13,7 @@ from datetime import datetime
 
 import orjson
 
-from hub.tenants import TenantDirectory
+from core.tenants import TenantDirectory
 from schemas.events import EventHeader, RawWebhook, utcnow
 from webhook_ingress.signatures import VERIFIERS
 

@@ -7,6 +7,7 @@ import json
 import httpx
 import typer
 
+from core.settings import Settings
 from hub.cli.common import console, fail, settings
 from hub.local_postgres import (
     LocalPostgres,
@@ -14,7 +15,6 @@ from hub.local_postgres import (
     PostgresSetupError,
     default_root,
 )
-from hub.settings import Settings
 
 postgres = typer.Typer(
     help="The local PostgreSQL: the ERP demo source for CDC (development).", no_args_is_help=True

@@ -7,8 +7,8 @@ from typing import NoReturn
 import typer
 from rich.console import Console
 
+from core.settings import Settings
 from hub.local_kafka import BrokerConfig, LocalBroker
-from hub.settings import Settings
 
 console = Console()
 err_console = Console(stderr=True)

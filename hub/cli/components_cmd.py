@@ -5,9 +5,9 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
+from core.ports import port_is_free
+from core.topics import CONNECTOR_PROVIDERS, commands_topic, results_topic
 from hub.cli.common import console, fail, settings
-from hub.ports import port_is_free
-from hub.topics import CONNECTOR_PROVIDERS, commands_topic, results_topic
 
 ingress = typer.Typer(help="The webhook ingress (ASGI, uvicorn).", no_args_is_help=True)
 processors = typer.Typer(
@@ -35,8 +35,8 @@ def serve_ingress(
     """Serve POST /webhooks/{provider}/{tenant}, /healthz and /readyz."""
     import uvicorn
 
-    from hub.logging import configure_logging
-    from hub.tenants import TenantConfigError, load_tenants
+    from core.logging import configure_logging
+    from core.tenants import TenantConfigError, load_tenants
     from webhook_ingress import create_app
 
     s = settings().model_copy(
@@ -115,7 +115,7 @@ def serve_simulators(
     port: int = typer.Option(None, help="Port [default: HUB_SIMULATOR_PORT]."),
 ) -> None:
     """Serve the Razorpay, Twilio and SendGrid simulators and their /_sim control API."""
-    from hub.logging import configure_logging
+    from core.logging import configure_logging
     from simulators.server import serve
 
     s = settings().model_copy(update={"simulator_port": port} if port else {})

@@ -14,20 +14,20 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from core.kafka import admin_config
+from core.settings import Settings
+from core.tenants import ensure_demo_tenants, load_tenants
+from core.topic_admin import apply_catalog
+from core.topics import catalog_for
 from hub import erp
 from hub.cli.cdc_cmd import local_postgres
 from hub.cli.common import console, fail, local_broker, settings
 from hub.demo import FeePaymentStory, Step, StoryFailedError
 from hub.demo_sync import PhoneSyncStory
-from hub.kafka import admin_config
 from hub.local_kafka import KafkaSetupError
 from hub.local_postgres import LocalPostgres, PostgresSetupError
-from hub.settings import Settings
 from hub.stack import HubStack, PortTakenError, with_simulators
 from hub.supervisor import Crashed, Event, GaveUp, Restarted, ServiceFailedError
-from hub.tenants import ensure_demo_tenants, load_tenants
-from hub.topic_admin import apply_catalog
-from hub.topics import catalog_for
 from simulators.client import SimulatorClient
 
 

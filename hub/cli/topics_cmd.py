@@ -7,10 +7,10 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 from rich.table import Table
 
+from core.kafka import admin_config
+from core.topic_admin import Action, apply_catalog
+from core.topics import DAY_MS, catalog_for
 from hub.cli.common import console, fail, settings
-from hub.kafka import admin_config
-from hub.topic_admin import Action, apply_catalog
-from hub.topics import DAY_MS, catalog_for
 
 app = typer.Typer(help="Create and inspect the hub's topics.", no_args_is_help=True)
 

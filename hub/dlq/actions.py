@@ -23,11 +23,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from connectors.tiers import RetryHistory, ToTier, tier_headers, without_retry_headers
+from core.kafka import Headers, Record, event_record, transactional_config
+from core.settings import Settings
+from core.topics import CONNECTOR_PROVIDERS, DLQ_AUDIT, DLQ_STATE, retry_topic
+from core.transactions import Transactor
 from hub.dlq.model import DlqRecord
-from hub.kafka import Headers, Record, event_record, transactional_config
-from hub.settings import Settings
-from hub.topics import CONNECTOR_PROVIDERS, DLQ_AUDIT, DLQ_STATE, retry_topic
-from hub.transactions import Transactor
 from schemas.codec import Codec
 from schemas.events import (
     DeadLetterState,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
-from hub.topics import dlq_topic
+from core.topics import dlq_topic
 from schemas.events import DeadLetter, DeadLetterState, DeadLetterStatus
 
 

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 import structlog
 from confluent_kafka import Consumer, KafkaException, Producer
 
-from hub.kafka import event_headers, producer_config, watermarks
-from hub.logging import configure_logging
-from hub.settings import Settings
-from hub.topics import ALERTS, all_stages, dlq_topic, stage_of_dlq
+from core.kafka import event_headers, producer_config, watermarks
+from core.logging import configure_logging
+from core.settings import Settings
+from core.topics import ALERTS, all_stages, dlq_topic, stage_of_dlq
 from schemas.codec import Codec, make_codec
 from schemas.events import Alert, EventHeader, Severity, encode_event
 

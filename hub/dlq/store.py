@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 
 from confluent_kafka import Message
 
+from core.kafka import read_one, read_to_end
+from core.settings import Settings
+from core.topics import DLQ_STATE, all_stages, dlq_topic
 from hub.dlq.model import DlqRecord, dead_letter_id, parse_id
-from hub.kafka import read_one, read_to_end
-from hub.settings import Settings
-from hub.topics import DLQ_STATE, all_stages, dlq_topic
 from schemas.codec import Codec, DecodeError
 from schemas.events import DeadLetter, DeadLetterState, decode_as
 

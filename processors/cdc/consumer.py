@@ -23,10 +23,10 @@ from typing import Any, Protocol
 import structlog
 from confluent_kafka import Message
 
-from hub.kafka import Record, event_record
-from hub.logging import configure_logging
-from hub.settings import Settings
-from hub.topics import CDC_GROUP, CDC_ROWS, cdc_topic, changes_topic, commands_topic, state_topic
+from core.kafka import Record, event_record
+from core.logging import configure_logging
+from core.settings import Settings
+from core.topics import CDC_GROUP, CDC_ROWS, cdc_topic, changes_topic, commands_topic, state_topic
 from processors.cdc.changes import sync_records
 from processors.cdc.envelope import Envelope, parse_key, parse_value
 from processors.cdc.mapping import DEFAULT_MAPPING, Change, Target, commands_for, load_mapping

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from hub.topics import CONNECTOR_PROVIDERS
+from core.topics import CONNECTOR_PROVIDERS
 from schemas.events import (
     ConnectorCommand,
     EventHeader,

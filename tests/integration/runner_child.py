@@ -17,9 +17,9 @@ from typing import Any
 
 from confluent_kafka import Message
 
-from hub.kafka import Record
-from hub.settings import Settings
-from hub.transactions import Transactor
+from core.kafka import Record
+from core.settings import Settings
+from core.transactions import Transactor
 from processors.runner import Stage, StageRunner, StepContext, stage_producer_config
 from schemas.codec import make_codec
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from core.ports import free_port
+from core.settings import Settings
 from hub.local_kafka import BrokerConfig, KafkaSetupError, LocalBroker, pid_alive
-from hub.ports import free_port
-from hub.settings import Settings
 
 
 def test_a_broker_not_ready_in_time_is_stopped_and_no_process_is_left(tmp_path: Path) -> None:

@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 from support import TENANT, unique_phone
 
+from core.kafka import read_to_end
+from core.observe import TopicWatcher
+from core.settings import Settings
+from core.topics import changes_topic, dlq_topic, state_topic
 from hub import erp
-from hub.kafka import read_to_end
-from hub.observe import TopicWatcher
-from hub.settings import Settings
 from hub.stack import HubStack
-from hub.topics import changes_topic, dlq_topic, state_topic
 from schemas.codec import SingleObjectCodec
 from schemas.events import ChangeOp, DeadLetter, EntityChange, EntityState, decode_as
 from simulators.client import SimulatorClient

@@ -15,8 +15,8 @@ import pytest
 from chaos import faults
 from chaos.env import Environment
 from chaos.scenarios import SHORT, Row, fee_flow
+from core.settings import Settings
 from hub.local_kafka import LocalBroker
-from hub.settings import Settings
 from hub.stack import HubStack
 from simulators.client import SimulatorClient
 

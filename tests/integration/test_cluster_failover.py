@@ -17,12 +17,12 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, Message, Producer
 from confluent_kafka.admin import ConfigResource
 
-from hub.kafka import consumer_config, producer_config
+from core.kafka import consumer_config, producer_config
+from core.settings import Settings
+from core.topic_admin import apply_catalog
+from core.topics import TopicSpec
 from hub.local_cluster import ClusterConfig, LocalCluster, partition_states
 from hub.local_kafka import KafkaSetupError
-from hub.settings import Settings
-from hub.topic_admin import apply_catalog
-from hub.topics import TopicSpec
 
 # The whole test, cluster start included, takes ~40 s on 2 cores; bounded well below 300 s.
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(180)]

@@ -7,9 +7,9 @@ import secrets
 import pytest
 from support import TENANT, delivered, sms_to, unique_phone
 
-from hub.observe import TopicWatcher
-from hub.settings import Settings
-from hub.topics import NOTIFICATION_REQUESTS, commands_topic, results_topic
+from core.observe import TopicWatcher
+from core.settings import Settings
+from core.topics import NOTIFICATION_REQUESTS, commands_topic, results_topic
 from producers import EventProducer
 from schemas.events import (
     Channel,

@@ -15,12 +15,12 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 from support import hub_cli, hub_env
 
-from hub.dead_letters import Failure, SourceRecord, build_dead_letter
-from hub.kafka import admin_config, event_headers, producer_config, read_to_end
-from hub.observe import TopicWatcher
-from hub.settings import Settings
+from core.dead_letters import Failure, SourceRecord, build_dead_letter
+from core.kafka import admin_config, event_headers, producer_config, read_to_end
+from core.observe import TopicWatcher
+from core.settings import Settings
+from core.topics import ALERTS, DLQ_AUDIT, dlq_topic
 from hub.stack import HubStack
-from hub.topics import ALERTS, DLQ_AUDIT, dlq_topic
 from schemas.codec import SingleObjectCodec
 from schemas.events import Alert, DlqActionPhase, DlqAudit, encode_event
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from support import delivered, open_invoice, sms_to, watch_all
 
-from hub.settings import Settings
+from core.settings import Settings
 from schemas.events import (
     InvoiceStatus,
     InvoiceStatusChanged,

@@ -9,10 +9,10 @@ import httpx
 import pytest
 from support import post_webhook, razorpay_signature, webhook_secret
 
-from hub.observe import TopicWatcher
-from hub.settings import Settings
+from core.observe import TopicWatcher
+from core.settings import Settings
+from core.topics import RAW_WEBHOOKS
 from hub.stack import HubStack
-from hub.topics import RAW_WEBHOOKS
 from schemas.events import RawWebhook
 
 pytestmark = [pytest.mark.kafka, pytest.mark.stack]

@@ -10,10 +10,10 @@ import time
 import pytest
 from support import open_invoice, watch_all
 
+from core.observe import TopicWatcher
+from core.settings import Settings
+from core.topics import INVOICE_STATUS
 from hub.local_kafka import LocalBroker
-from hub.observe import TopicWatcher
-from hub.settings import Settings
-from hub.topics import INVOICE_STATUS
 from schemas.events import InvoiceStatus, InvoiceStatusChanged
 from simulators.client import SimulatorClient
 

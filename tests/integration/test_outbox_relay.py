@@ -20,13 +20,13 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from sqlalchemy import create_engine, insert, select
 from sqlalchemy.exc import IntegrityError
 
+from core.kafka import admin_config, as_header_list, event_headers, producer_config, read_to_end
+from core.observe import TopicWatcher
+from core.settings import Settings
+from core.topics import INVOICES, PAYMENT_ORDERS, PAYMENT_REQUESTS
 from hub import erp
-from hub.kafka import admin_config, as_header_list, event_headers, producer_config, read_to_end
 from hub.local_postgres import LocalPostgres
-from hub.observe import TopicWatcher
-from hub.settings import Settings
 from hub.stack import HubStack
-from hub.topics import INVOICES, PAYMENT_ORDERS, PAYMENT_REQUESTS
 from producers import OutboxError, write_event
 from schemas.codec import SingleObjectCodec
 from schemas.events import (

@@ -8,10 +8,10 @@ import pytest
 from confluent_kafka import Producer
 from support import TENANT, open_invoice, unique_phone, watch_all
 
-from hub.kafka import producer_config
-from hub.observe import TopicWatcher
-from hub.settings import Settings
-from hub.topics import (
+from core.kafka import producer_config
+from core.observe import TopicWatcher
+from core.settings import Settings
+from core.topics import (
     INVOICES,
     NOTIFICATION_REQUESTS,
     RAW_WEBHOOKS,

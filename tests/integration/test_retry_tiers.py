@@ -11,10 +11,10 @@ from confluent_kafka import Producer
 from support import TENANT, hub_cli, sms_to, unique_phone
 
 from connectors import tiers
-from hub.kafka import event_headers, producer_config
-from hub.observe import TopicWatcher
-from hub.settings import Settings
-from hub.topics import (
+from core.kafka import event_headers, producer_config
+from core.observe import TopicWatcher
+from core.settings import Settings
+from core.topics import (
     DLQ_AUDIT,
     NOTIFICATION_REQUESTS,
     commands_topic,

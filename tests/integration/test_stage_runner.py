@@ -12,10 +12,10 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from hub.kafka import admin_config, producer_config, read_to_end
+from core.kafka import admin_config, producer_config, read_to_end
+from core.settings import Settings
+from core.topics import table_topic
 from hub.local_kafka import LocalBroker
-from hub.settings import Settings
-from hub.topics import table_topic
 
 pytestmark = pytest.mark.kafka
 

@@ -7,7 +7,7 @@ import pytest
 from sim_support import WEBHOOK_TEMPLATE, Receiver, make_tenants, tenant
 from starlette.applications import Starlette
 
-from hub.tenants import Tenant, TenantDirectory
+from core.tenants import Tenant, TenantDirectory
 from simulators import create_app
 
 

@@ -14,7 +14,7 @@ import httpx
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from hub.tenants import (
+from core.tenants import (
     GoogleServiceAccount,
     Tenant,
     TenantDirectory,

@@ -27,8 +27,8 @@ from sim_support import (
 )
 from starlette.applications import Starlette
 
-from hub.settings import Settings
-from hub.tenants import Tenant, TenantDirectory
+from core.settings import Settings
+from core.tenants import Tenant, TenantDirectory
 from simulators import SimulatorClient, create_app
 from simulators.server import build_server
 

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from sim_support import mail, rzp_auth, sendgrid_auth, twilio_auth, twilio_path
 
-from hub.tenants import Tenant
+from core.tenants import Tenant
 
 pytestmark = pytest.mark.anyio
 

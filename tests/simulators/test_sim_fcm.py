@@ -9,7 +9,7 @@ import httpx
 import pytest
 from sim_support import DIRECTORY_SCOPE, FCM_SCOPE, bearer, directory_token, fcm_token
 
-from hub.tenants import Tenant
+from core.tenants import Tenant
 
 pytestmark = pytest.mark.anyio
 

@@ -25,7 +25,7 @@ from sim_support import (
     token_response,
 )
 
-from hub.tenants import GoogleWorkspaceAccount, Tenant, new_rsa_key_pem
+from core.tenants import GoogleWorkspaceAccount, Tenant, new_rsa_key_pem
 
 pytestmark = pytest.mark.anyio
 

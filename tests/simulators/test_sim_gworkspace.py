@@ -17,7 +17,7 @@ from sim_support import (
     school_domain,
 )
 
-from hub.tenants import Tenant
+from core.tenants import Tenant
 
 pytestmark = pytest.mark.anyio
 

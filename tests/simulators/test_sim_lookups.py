@@ -18,7 +18,7 @@ from connectors.base import Delivered
 from connectors.lookup import Found, LookupOutcome, NextPage, NotFound
 from connectors.sendgrid import SendGrid
 from connectors.twilio import Twilio
-from hub.tenants import Tenant
+from core.tenants import Tenant
 from schemas.events import ConnectorCommand, EventHeader, SendEmail, SendSms
 
 pytestmark = pytest.mark.anyio

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from sim_support import basic, rzp_auth
 
-from hub.tenants import Tenant
+from core.tenants import Tenant
 
 pytestmark = pytest.mark.anyio
 

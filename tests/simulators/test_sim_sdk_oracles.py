@@ -25,8 +25,8 @@ from sim_support import WEBHOOK_TEMPLATE, Receiver, twilio_auth, twilio_path
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.rest import Client as TwilioClient
 
-from hub.ports import free_port
-from hub.tenants import Tenant, TenantDirectory
+from core.ports import free_port
+from core.tenants import Tenant, TenantDirectory
 from simulators import SimulatorClient, create_app
 from simulators.state import SimState
 

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from sim_support import basic, mail, sendgrid_auth
 
-from hub.tenants import Tenant
+from core.tenants import Tenant
 from simulators.sendgrid import (
     CONTENT_REQUIRED,
     FROM_REQUIRED,

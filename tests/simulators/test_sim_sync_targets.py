@@ -19,7 +19,7 @@ from sim_support import (
     token_response,
 )
 
-from hub.tenants import Tenant
+from core.tenants import Tenant
 
 pytestmark = pytest.mark.anyio
 

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from sim_support import basic, twilio_auth, twilio_path
 
-from hub.tenants import Tenant
+from core.tenants import Tenant
 from simulators.twilio import num_segments
 
 TO = "+919800000001"

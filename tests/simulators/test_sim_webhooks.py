@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from hub.tenants import Tenant, TenantDirectory
+from core.tenants import Tenant, TenantDirectory
 from simulators import create_app
 
 pytestmark = pytest.mark.anyio

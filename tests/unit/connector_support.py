@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 from starlette.applications import Starlette
 
-from hub.tenants import Tenant, TenantDirectory, demo_tenant_config, parse_tenants
+from core.tenants import Tenant, TenantDirectory, demo_tenant_config, parse_tenants
 from schemas.events import (
     CommandPayload,
     ConnectorCommand,

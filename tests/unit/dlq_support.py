@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from hub.dead_letters import Failure, SourceRecord, build_dead_letter
+from core.dead_letters import Failure, SourceRecord, build_dead_letter
+from core.topics import commands_topic, connector_stage
 from hub.dlq.model import DlqRecord, dead_letter_id
-from hub.topics import commands_topic, connector_stage
 from schemas.events import DeadLetter, DeadLetterState, DeadLetterStatus, EventHeader
 
 TENANT = "greenwood"

@@ -12,7 +12,7 @@ import tomllib
 from datetime import UTC, datetime
 from typing import Any
 
-from hub.tenants import TenantDirectory, demo_tenant_config, parse_tenants
+from core.tenants import TenantDirectory, demo_tenant_config, parse_tenants
 from processors.fees import FeeContext
 from schemas.events import (
     ConnectorCommand,

@@ -32,7 +32,7 @@ from connectors.google_auth import (
     load_private_key,
     token_from_response,
 )
-from hub.tenants import GoogleWorkspaceAccount, new_rsa_key_pem
+from core.tenants import GoogleWorkspaceAccount, new_rsa_key_pem
 
 T1 = tenant(make_tenants())
 assert T1.gworkspace is not None

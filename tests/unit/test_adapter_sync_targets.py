@@ -32,8 +32,8 @@ from connectors.mobileapp import MobileApp
 from connectors.registry import PROVIDERS
 from connectors.retry import RetryPolicy
 from connectors.smsgateway import SmsGateway
-from hub.settings import Settings
-from hub.tenants import TenantDirectory
+from core.settings import Settings
+from core.tenants import TenantDirectory
 from schemas.events import (
     CommandPayload,
     ConnectorCommand,

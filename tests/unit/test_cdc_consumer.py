@@ -32,7 +32,7 @@ from cdc_support import (
     student,
 )
 
-from hub.kafka import Record, header_value
+from core.kafka import Record, header_value
 from processors.cdc.consumer import CdcTranslator, Replays
 from processors.cdc.envelope import EnvelopeError, from_document
 from processors.cdc.mapping import MappingError, load_mapping

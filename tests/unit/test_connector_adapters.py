@@ -37,7 +37,7 @@ from connectors.base import (
 from connectors.razorpay import Razorpay
 from connectors.sendgrid import SendGrid
 from connectors.twilio import Twilio
-from hub.tenants import Tenant
+from core.tenants import Tenant
 
 TENANTS = make_tenants()
 T1 = tenant(TENANTS)

@@ -39,8 +39,8 @@ from connector_support import (
 from connectors.executor import CommandExecutor
 from connectors.registry import PROVIDERS
 from connectors.retry import RetryPolicy
-from hub.settings import Settings
-from hub.tenants import TenantDirectory, demo_tenant_config, parse_tenants
+from core.settings import Settings
+from core.tenants import TenantDirectory, demo_tenant_config, parse_tenants
 from schemas.events import ConnectorCommand, ConnectorResult, ResultStatus
 
 

@@ -41,8 +41,8 @@ from connectors.ledger import (
 from connectors.lookup import Found, NotFound, lookup_refused
 from connectors.registry import PROVIDERS
 from connectors.retry import RetryPolicy
-from hub.settings import Settings
-from hub.tenants import TenantDirectory, demo_tenant_config, parse_tenants
+from core.settings import Settings
+from core.tenants import TenantDirectory, demo_tenant_config, parse_tenants
 from schemas.events import ResultStatus
 
 

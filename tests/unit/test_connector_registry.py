@@ -12,7 +12,7 @@ from connectors.razorpay import Razorpay
 from connectors.registry import PROVIDERS, adapter
 from connectors.sendgrid import SendGrid
 from connectors.twilio import Twilio
-from hub.topics import CONNECTOR_PROVIDERS
+from core.topics import CONNECTOR_PROVIDERS
 from schemas.events import CommandPayload, CreatePaymentOrder, SendEmail, SendSms
 
 PROTOCOL_METHODS = {

@@ -9,7 +9,7 @@ from connector_support import SleepRecorder
 
 from connectors.base import Delivered, Outcome, Rejected, RetryLater
 from connectors.retry import RetryPolicy, with_retries
-from hub.settings import Settings
+from core.settings import Settings
 
 UNAVAILABLE = RetryLater("Service Unavailable", 503)
 OK = Delivered("SM1", 201)

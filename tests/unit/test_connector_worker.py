@@ -6,8 +6,8 @@ from typing import Any
 
 from confluent_kafka import TIMESTAMP_CREATE_TIME, TIMESTAMP_NOT_AVAILABLE
 
-from hub.dead_letters import SourceRecord, source_of
-from hub.kafka import next_offsets
+from core.dead_letters import SourceRecord, source_of
+from core.kafka import next_offsets
 
 
 class FakeMessage:

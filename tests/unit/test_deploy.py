@@ -13,11 +13,11 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from core.settings import Settings
+from core.tenants import parse_tenants
 from hub import erp
 from hub.cli import app
-from hub.settings import Settings
 from hub.stack import components
-from hub.tenants import parse_tenants
 
 ROOT = Path(__file__).resolve().parents[2]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())

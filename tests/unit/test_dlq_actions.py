@@ -17,6 +17,7 @@ from connectors.tiers import (
     due_at,
     original_topic,
 )
+from core.settings import Settings
 from hub.dlq.actions import (
     REPLAY_ID,
     REPLAY_OF,
@@ -28,7 +29,6 @@ from hub.dlq.actions import (
     target_topic,
 )
 from hub.dlq.model import DlqRecord
-from hub.settings import Settings
 
 NOW_MS = 1_767_225_600_000
 SETTINGS = Settings(retry_tiers={"default": [5.0, 60.0]})

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from dlq_support import NOW, STAGE, letter, record
 
+from core.topics import all_stages
 from hub.dlq.model import (
     BadIdError,
     DlqFilter,
@@ -18,7 +19,6 @@ from hub.dlq.model import (
     parse_when,
     select,
 )
-from hub.topics import all_stages
 from schemas.events import DeadLetterStatus
 
 ALL = frozenset(Status)

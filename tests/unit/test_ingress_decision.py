@@ -5,7 +5,7 @@ import tomllib
 
 import pytest
 
-from hub.tenants import demo_tenant_config, parse_tenants
+from core.tenants import demo_tenant_config, parse_tenants
 from schemas.events import RawWebhook
 from webhook_ingress.decision import Rejection, accept, check_headers, check_route
 from webhook_ingress.signatures import RazorpayVerifier

@@ -8,6 +8,10 @@ from typing import Any
 
 import pytest
 
+from core.ports import candidate_range, ephemeral_range, free_port
+from core.settings import Settings
+from core.topic_admin import Action, TopicPlan, execute
+from core.topics import TopicSpec
 from hub.local_cluster import (
     ClusterConfig,
     LocalCluster,
@@ -16,10 +20,6 @@ from hub.local_cluster import (
     node_properties,
 )
 from hub.local_kafka import KafkaSetupError, PortInUseError, pid_running
-from hub.ports import candidate_range, ephemeral_range, free_port
-from hub.settings import Settings
-from hub.topic_admin import Action, TopicPlan, execute
-from hub.topics import TopicSpec
 
 PORTS = (21001, 21002, 21003)
 CONTROLLERS = (22001, 22002, 22003)

@@ -5,10 +5,9 @@ import tomllib
 import pytest
 import structlog
 
-from hub.logging import MASK, configure_logging, mask_secrets
-from hub.settings import Settings
-from hub.stack import settings_env, with_simulators
-from hub.tenants import (
+from core.logging import MASK, configure_logging, mask_secrets
+from core.settings import Settings
+from core.tenants import (
     DEMO_MARKER,
     TenantConfigError,
     demo_tenant_config,
@@ -16,6 +15,7 @@ from hub.tenants import (
     load_tenants,
     parse_tenants,
 )
+from hub.stack import settings_env, with_simulators
 
 
 def test_secrets_are_masked_at_any_depth():

@@ -14,10 +14,10 @@ from sqlalchemy import create_engine, func, select
 from sqlalchemy import event as sa_event
 from sqlalchemy.engine import Engine
 
+from core.kafka import event_headers
+from core.settings import Settings
+from core.topics import INVOICES, PAYMENT_REQUESTS
 from hub import cdc_source
-from hub.kafka import event_headers
-from hub.settings import Settings
-from hub.topics import INVOICES, PAYMENT_REQUESTS
 from producers import OutboxError, outbox, outbox_row, write_event
 from producers.outbox import HEADER_COLUMNS, metadata, relayed_headers, row_id
 from schemas.codec import SingleObjectCodec

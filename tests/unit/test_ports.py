@@ -2,7 +2,7 @@ import random
 import socket
 from pathlib import Path
 
-from hub.ports import candidate_range, ephemeral_range, free_port, port_is_free
+from core.ports import candidate_range, ephemeral_range, free_port, port_is_free
 
 
 def test_free_ports_stay_out_of_the_range_outgoing_connections_use() -> None:

@@ -1,4 +1,4 @@
-"""hub.dead_letters: a record a stage could not process, kept byte for byte with the reason."""
+"""core.dead_letters: a record a stage could not process, kept byte for byte with the reason."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from proc_support import payment_event
 
-from hub.dead_letters import (
+from core.dead_letters import (
     STACK_LIMIT,
     UNKNOWN_TENANT,
     Failure,
@@ -15,8 +15,8 @@ from hub.dead_letters import (
     build_dead_letter,
     short_stack,
 )
-from hub.kafka import event_headers
-from hub.topics import RAW_WEBHOOKS
+from core.kafka import event_headers
+from core.topics import RAW_WEBHOOKS
 from processors.normalize import NormalizationError
 from schemas.codec import SingleObjectCodec
 from schemas.events import DeadLetter, KafkaHeader, decode_event, encode_event

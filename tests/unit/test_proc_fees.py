@@ -29,7 +29,7 @@ from proc_support import (
     webhook_body,
 )
 
-from hub.topics import (
+from core.topics import (
     INVOICE_STATUS,
     NOTIFICATION_REQUESTS,
     ORDER_LINKS,

@@ -16,9 +16,9 @@ from proc_support import (
     payment_requested,
 )
 
-from hub.dead_letters import SourceRecord
-from hub.kafka import event_headers
-from hub.topics import ORDER_LINKS, PAYMENT_EVENTS
+from core.dead_letters import SourceRecord
+from core.kafka import event_headers
+from core.topics import ORDER_LINKS, PAYMENT_EVENTS
 from processors.fees import apply, order_results
 from processors.matching import OrderLink, ParkedRecord, link_of, matched, overdue
 from schemas.events import ConnectorCommand, PaymentEventKind, PaymentMatched, PaymentOrderResult

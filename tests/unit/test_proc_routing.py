@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from proc_support import EMAIL, NO_GATEWAY_TENANT, NO_SMS_TENANT, PHONE, TENANT, tenants
 
-from hub.tenants import parse_tenants
+from core.tenants import parse_tenants
 from processors.routing import CHANNEL_PROVIDERS, RoutingError, choose_provider, route
 from schemas.events import (
     Channel,

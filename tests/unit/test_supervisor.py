@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from core.settings import Settings
 from hub.cli import run_cmd
-from hub.settings import Settings
 from hub.stack import components, ready_checks
 from hub.supervisor import (
     Crash,

@@ -9,7 +9,7 @@ from dlq_support import COMMAND_TOPIC, KEY, PROVIDER, VALUE, source, source_head
 
 from connectors.outcomes import OutcomeContext, records_for
 from connectors.tiers import ATTEMPTS, FIRST_FAILURE, TIER, RetryHistory, due_at, original_topic
-from hub.kafka import Record, header_value
+from core.kafka import Record, header_value
 from schemas.codec import SingleObjectCodec
 from schemas.events import (
     ConnectorCommand,

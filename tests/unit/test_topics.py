@@ -1,7 +1,7 @@
 import re
 
-from hub.topic_admin import Action, ExistingTopic, plan
-from hub.topics import (
+from core.topic_admin import Action, ExistingTopic, plan
+from core.topics import (
     CONNECTOR_PROVIDERS,
     PROCESSOR_STAGES,
     STATE_TABLES,

@@ -7,15 +7,15 @@ import time
 import pytest
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
-from hub import transactions
-from hub.kafka import FatalConsumerError, consume_error
-from hub.ports import free_port
-from hub.transactions import (
+from core.kafka import FatalConsumerError, consume_error
+from core.ports import free_port
+from core.transactions import (
     FatalTransactionError,
     TransactionHungError,
     Transactor,
     is_fatal,
 )
+from core import transactions
 
 
 @pytest.mark.parametrize(

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from confluent_kafka import Message
 
-from hub.kafka import Record
-from hub.tenants import TenantDirectory
-from hub.topics import NOTIFICATION_REQUESTS
+from core.kafka import Record
+from core.tenants import TenantDirectory
+from core.topics import NOTIFICATION_REQUESTS
 from processors.emit import to_records
 from processors.routing import route
 from processors.runner import Stage, StepContext

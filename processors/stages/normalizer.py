@@ -13,16 +13,16 @@ from __future__ import annotations
 import structlog
 from confluent_kafka import Message
 
-from hub.kafka import Record
-from hub.settings import Settings
-from hub.topics import PAYMENT_EVENTS, RAW_WEBHOOKS, SEEN_WEBHOOKS
+from core.kafka import Record
+from core.settings import Settings
+from core.topics import PAYMENT_EVENTS, RAW_WEBHOOKS, SEEN_WEBHOOKS
 from processors.emit import Emit, to_records
 from processors.normalize import expired, is_duplicate, normalize
 from processors.runner import Stage, StepContext
 from schemas.codec import Codec
 from schemas.events import RawWebhook, decode_as
 
-log = structlog.get_logger("processors.normalizer")
+log = structlog.get_logger("processors.stages.normalizer")
 
 SWEEP_SECONDS = 60.0
 

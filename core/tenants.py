@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import BaseModel, ConfigDict, SecretStr
 
-from hub.settings import Settings
+from core.settings import Settings
 
 
 class _Model(BaseModel):

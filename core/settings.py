@@ -13,7 +13,7 @@ from pathlib import Path
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from hub.topics import DEFAULT_TIERS
+from core.topics import DEFAULT_TIERS
 
 
 class Settings(BaseSettings):

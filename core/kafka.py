@@ -17,7 +17,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from hub.settings import Settings
+from core.settings import Settings
 from schemas.codec import Codec
 from schemas.events import Event, encode_event
 

@@ -22,11 +22,11 @@ from typing import Any
 import structlog
 from confluent_kafka import Message
 
-from hub.dead_letters import Failure, build_dead_letter, source_of, worker_id
-from hub.kafka import Record, event_record
-from hub.settings import Settings
-from hub.tenants import TenantDirectory
-from hub.topics import (
+from core.dead_letters import Failure, build_dead_letter, source_of, worker_id
+from core.kafka import Record, event_record
+from core.settings import Settings
+from core.tenants import TenantDirectory
+from core.topics import (
     INVOICE_STATES,
     INVOICES,
     ORDER_LINK_STATES,
@@ -60,7 +60,7 @@ from schemas.events import (
     decode_event,
 )
 
-log = structlog.get_logger("processors.reconciler")
+log = structlog.get_logger("processors.stages.reconciler")
 
 NAME = "reconciler"
 GATEWAYS = ("razorpay",)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from hub.settings import Settings
+    from core.settings import Settings
 
 DAY_MS = 24 * 3600 * 1000
 LEDGER_RETENTION_DAYS = 35

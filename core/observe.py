@@ -15,8 +15,8 @@ from typing import TypeVar
 
 from confluent_kafka import Consumer, TopicPartition
 
-from hub.kafka import consume_batch
-from hub.settings import Settings
+from core.kafka import consume_batch
+from core.settings import Settings
 from schemas.codec import Codec, DecodeError, make_codec
 from schemas.events import Event, decode_event
 

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 from confluent_kafka import Message
 
-from hub.kafka import as_header_list, header_value
+from core.kafka import as_header_list, header_value
 from schemas.events import DeadLetter, EventHeader, KafkaHeader, utcnow
 
 UNKNOWN_TENANT = "unknown"

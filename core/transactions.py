@@ -26,9 +26,9 @@ from typing import Any, NoReturn
 import structlog
 from confluent_kafka import KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from hub.kafka import Record
+from core.kafka import Record
 
-log = structlog.get_logger("hub.transactions")
+log = structlog.get_logger("core.transactions")
 
 COMMIT_ATTEMPTS = 3
 DeliveryCallback = Callable[[KafkaError | None, Message], None]

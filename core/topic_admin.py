@@ -20,7 +20,7 @@ from confluent_kafka.admin import (
     NewTopic,
 )
 
-from hub.topics import TopicSpec
+from core.topics import TopicSpec
 
 
 class Action(StrEnum):
