@@ -29,15 +29,15 @@ from core.kafka import admin_config, read_to_end
 from core.settings import Settings
 from core.topics import (
     CDC_GROUP,
-    CONNECTOR_PROVIDERS,
     INVOICE_STATUS,
     PAYMENT_EVENTS,
     PROCESSORS_GROUP,
     RETRY_WORKER_GROUP,
-    all_stages,
     connector_group,
     dlq_topic,
 )
+from providers import names as provider_names
+from providers import stages as all_stages
 from schemas.codec import DecodeError, make_codec
 from schemas.events import (
     Event,
@@ -145,7 +145,7 @@ def hub_groups() -> list[str]:
         PROCESSORS_GROUP,
         RETRY_WORKER_GROUP,
         CDC_GROUP,
-        *(connector_group(p) for p in CONNECTOR_PROVIDERS),
+        *(connector_group(p) for p in provider_names()),
     ]
 
 

@@ -18,7 +18,6 @@ from chaos.scenarios import Row, Size
 from chaos.sync import SyncTraffic, wait_for_sync
 from core.kafka import producer_config, read_to_end
 from core.topics import (
-    CONNECTOR_PROVIDERS,
     INVOICES,
     NOTIFICATION_REQUESTS,
     ORDER_LINKS,
@@ -35,6 +34,7 @@ from core.topics import (
     retry_topic,
 )
 from hub import erp
+from providers import names as provider_names
 from schemas.codec import make_codec
 from schemas.events import DeadLetter, OrderStatus, PaymentOrderResult, decode_as
 
@@ -115,7 +115,7 @@ def _poison_targets(env: Environment) -> dict[str, str]:
         results_topic("razorpay"),
     ):
         targets[topic] = "reconciler"
-    for provider in CONNECTOR_PROVIDERS:
+    for provider in provider_names():
         targets[commands_topic(provider)] = connector_stage(provider)
         targets[retry_topic(provider, 1)] = connector_stage(provider)
     for table in env.settings.tables:

@@ -17,13 +17,20 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import structlog
 
-from connectors.base import (
+from connectors.ledger import IN_DOUBT_SINCE
+from connectors.retry import Attempted, RetryPolicy, Sleep, with_retries
+from core.audit import AuditSink, exchange_from_httpx, outbound_record, outcome_of_status
+from core.settings import Settings
+from core.tenants import Tenant, TenantDirectory
+from core.topics import connector_stage
+from providers.base import (
     AuthError,
     Delivered,
     MissingCredentialsError,
@@ -32,13 +39,8 @@ from connectors.base import (
     Rejected,
     RetryLater,
 )
-from connectors.ledger import IN_DOUBT_SINCE
-from connectors.lookup import Found, NextPage, NotFound, supports_lookup
-from connectors.retry import Attempted, RetryPolicy, Sleep, with_retries
-from core.settings import Settings
-from core.tenants import Tenant, TenantDirectory
-from core.topics import connector_stage
-from schemas.events import ConnectorCommand, ConnectorResult, ResultStatus
+from providers.lookup import Found, NextPage, NotFound, supports_lookup
+from schemas.events import AuditOutcome, ConnectorCommand, ConnectorResult, ResultStatus
 
 log = structlog.get_logger("connectors")
 
@@ -158,6 +160,32 @@ def _utc(ms: float) -> datetime:
     return datetime.fromtimestamp(ms / 1000, UTC)
 
 
+@dataclass(frozen=True)
+class _Try:
+    """Which command's which try an exchange belongs to: what its audit record names."""
+
+    command: ConnectorCommand
+    tenant: Tenant
+    attempt: int
+    # When the exchange began: perf_counter() for its duration, the clock for its time.
+    started: float = 0.0
+    at: float = 0.0
+
+
+def _account_label(of: _Try) -> str | None:
+    """The account the call used: the command's, or the provider's primary (None: none)."""
+    primary = next(iter(of.tenant.accounts_for(of.command.provider)), None)
+    return of.command.account or (primary.label if primary else None)
+
+
+def _audit_outcome(outcome: Outcome, answered: bool) -> AuditOutcome:
+    if isinstance(outcome, Delivered):
+        return AuditOutcome.DELIVERED
+    if isinstance(outcome, Rejected):
+        return AuditOutcome.REJECTED
+    return AuditOutcome.RETRY if answered else AuditOutcome.ERROR
+
+
 class CommandExecutor:
     def __init__(
         self,
@@ -170,6 +198,7 @@ class CommandExecutor:
         policy: RetryPolicy,
         sleep: Sleep = asyncio.sleep,
         clock: Callable[[], float] = time.time,
+        audit: AuditSink | None = None,
     ) -> None:
         self.adapter = adapter
         self.settings = settings
@@ -179,6 +208,7 @@ class CommandExecutor:
         self.policy = policy
         self.sleep = sleep
         self.clock = clock
+        self.audit = audit  # every exchange with the provider, each try and lookup
 
     @property
     def can_look_up(self) -> bool:
@@ -202,21 +232,23 @@ class CommandExecutor:
             return Attempted(rejected, 0), None
         try:
             request = self.adapter.build_request(command, command.payload, tenant, self.base_url)
-            auth = self.adapter.auth(tenant, self.settings)
+            auth = self.adapter.auth(tenant, self.settings, command.account)
         except MissingCredentialsError as exc:
             return Attempted(Rejected(str(exc)), 0), None
         doubt_since: float | None = None
+        tries = 0
 
         async def one_try() -> Outcome:
-            nonlocal doubt_since
+            nonlocal doubt_since, tries
+            tries += 1
             if doubt_since is not None and self.can_look_up:
-                checked = await self._check(command, tenant, doubt_since)
+                checked = await self._check(command, tenant, doubt_since, attempt=tries)
                 if isinstance(checked, Found):
                     return Delivered(checked.provider_ref, 200, {"found_by": "lookup"})
                 if isinstance(checked, RetryLater):
                     return checked  # cannot tell: sending now could send twice
             sent_at = self.clock() * 1000
-            outcome = await self._send(request, auth)
+            outcome = await self._send(request, auth, _Try(command, tenant, tries))
             if isinstance(outcome, RetryLater) and outcome.in_doubt:
                 doubt_since = doubt_since or sent_at
             return outcome
@@ -225,27 +257,33 @@ class CommandExecutor:
         resolved = isinstance(attempted.outcome, Delivered)
         return attempted, None if resolved else doubt_since
 
-    async def _send(self, request: httpx.Request, auth: httpx.Auth | None) -> Outcome:
+    async def _send(self, request: httpx.Request, auth: httpx.Auth | None, of: _Try) -> Outcome:
+        of = self._begin(of)
+        response: httpx.Response | None = None
+        outcome: Outcome
         try:
             response = await self.http.send(request, auth=auth or httpx.USE_CLIENT_DEFAULT)
         except AuthError as exc:
             # The provider's token endpoint refused the credentials: no retry fixes that.
-            return Rejected(f"authentication failed: {exc}")
+            outcome = Rejected(f"authentication failed: {exc}")
         except _NOT_SENT as exc:
-            return RetryLater(f"network error: {type(exc).__name__}: {exc}".rstrip(": "))
+            outcome = RetryLater(f"network error: {type(exc).__name__}: {exc}".rstrip(": "))
         except httpx.TransportError as exc:
-            return RetryLater(
+            outcome = RetryLater(
                 f"network error after sending: {type(exc).__name__}: {exc}".rstrip(": "),
                 in_doubt=True,
             )
-        outcome = self.adapter.classify(response)
-        if isinstance(outcome, RetryLater):
-            log.info(
-                "provider.retryable",
-                status=outcome.http_status,
-                reason=outcome.reason,
-                retry_after=outcome.retry_after,
-            )
+        else:
+            outcome = self.adapter.classify(response)
+            if isinstance(outcome, RetryLater):
+                log.info(
+                    "provider.retryable",
+                    status=outcome.http_status,
+                    reason=outcome.reason,
+                    retry_after=outcome.retry_after,
+                )
+        error = None if isinstance(outcome, Delivered) else outcome.reason
+        self._audit(of, request, response, _audit_outcome(outcome, response is not None), error)
         return outcome
 
     async def look_up(self, command: ConnectorCommand, since_ms: int) -> Checked:
@@ -260,7 +298,12 @@ class CommandExecutor:
         return await self._check(command, tenant, since_ms, in_flight)
 
     async def _check(
-        self, command: ConnectorCommand, tenant: Tenant, since_ms: float, in_flight: float = 0.0
+        self,
+        command: ConnectorCommand,
+        tenant: Tenant,
+        since_ms: float,
+        in_flight: float = 0.0,
+        attempt: int = 1,
     ) -> Checked:
         adapter = self.adapter
         assert supports_lookup(adapter)
@@ -285,16 +328,58 @@ class CommandExecutor:
         except MissingCredentialsError:
             return NotFound()  # no account: nothing can have been sent with it
         for _page in range(MAX_LOOKUP_PAGES):
+            of = self._begin(_Try(command, tenant, attempt))
             try:
                 response = await self.http.send(request)
             except httpx.TransportError as exc:
-                return RetryLater(f"lookup failed: {type(exc).__name__}: {exc}".rstrip(": "))
+                failed = f"lookup failed: {type(exc).__name__}: {exc}".rstrip(": ")
+                self._audit(of, request, None, AuditOutcome.ERROR, failed, lookup=True)
+                return RetryLater(failed)
+            status = outcome_of_status(response.status_code)
+            self._audit(of, request, response, status, None, lookup=True)
             answer = adapter.read_lookup(command, command.payload, tenant, response, since)
             if not isinstance(answer, NextPage):
                 log.info("command.looked_up", answer=type(answer).__name__, since_ms=since_ms)
                 return answer
             request = answer.request
         return RetryLater(f"lookup found no answer in {MAX_LOOKUP_PAGES} pages")
+
+    def _begin(self, of: _Try) -> _Try:
+        return replace(of, started=time.perf_counter(), at=self.clock())
+
+    def _audit(
+        self,
+        of: _Try,
+        request: httpx.Request,
+        response: httpx.Response | None,
+        outcome: AuditOutcome,
+        error: str | None,
+        *,
+        lookup: bool = False,
+    ) -> None:
+        """One exchange to the audit trail; a failure to record it never fails the call."""
+        if self.audit is None:
+            return
+        command = of.command
+        try:
+            duration = (time.perf_counter() - of.started) * 1000
+            entry = outbound_record(
+                command.header,
+                exchange_from_httpx(request, response, duration, _utc(of.at * 1000)),
+                provider=command.provider,
+                operation=f"{command.operation}.lookup" if lookup else command.operation,
+                outcome=outcome,
+                attempt=of.attempt,
+                source=connector_stage(command.provider),
+                body_limit=self.settings.audit_body_limit,
+                account=_account_label(of),
+                idempotency_key=command.idempotency_key,
+                error=error,
+                secrets=of.tenant.secret_values(),
+            )
+            self.audit.record(entry)
+        except Exception as exc:  # the audit trail is a record of the call, not a part of it
+            log.warning("audit.not_recorded", error=f"{type(exc).__name__}: {exc}")
 
     def _log(self, result: ConnectorResult) -> None:
         fields: Mapping[str, Any] = {

@@ -1,39 +1,21 @@
-"""The one explicit list of provider adapters.
-
-Adding a provider: write its adapter (a class with `name`, `category`,
-`payload_type`, `build_request`, `classify`, `auth`), list it here and in
-core.topics.CONNECTOR_PROVIDERS;
-tests/connectors/test_registry.py proves both lists agree and every adapter
-conforms to its category's protocol.
-"""
+"""The adapters connector workers run: one per declared provider (providers/)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from connectors.base import ProviderAdapter
-from connectors.fcm import Fcm
-from connectors.gworkspace import GoogleWorkspace
-from connectors.mobileapp import MobileApp
-from connectors.razorpay import Razorpay
-from connectors.sendgrid import SendGrid
-from connectors.smsgateway import SmsGateway
-from connectors.twilio import Twilio
+import providers
+from providers.base import ProviderAdapter
 
-PROVIDERS: dict[str, ProviderAdapter[Any]] = {
-    "razorpay": Razorpay(),
-    "twilio": Twilio(),
-    "sendgrid": SendGrid(),
-    "gworkspace": GoogleWorkspace(),
-    "fcm": Fcm(),
-    "mobileapp": MobileApp(),
-    "smsgateway": SmsGateway(),
-}
+
+def adapters() -> Mapping[str, ProviderAdapter[Any]]:
+    return {name: declared.adapter for name, declared in providers.registry().items()}
 
 
 def adapter(name: str) -> ProviderAdapter[Any]:
     try:
-        return PROVIDERS[name]
-    except KeyError:
-        known = ", ".join(sorted(PROVIDERS))
+        return providers.get(name).adapter
+    except providers.UnknownProviderError:
+        known = ", ".join(providers.names())
         raise KeyError(f"no connector for {name!r} (known: {known})") from None

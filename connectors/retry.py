@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_result, stop_after_attempt
 
-from connectors.base import Outcome, RetryLater
 from core.settings import Settings
+from providers.base import Outcome, RetryLater
 
 Sleep = Callable[[float], Awaitable[None]]
 

@@ -35,13 +35,13 @@ from core.kafka import (
 from core.logging import configure_logging
 from core.settings import Settings
 from core.topics import (
-    CONNECTOR_PROVIDERS,
     RETRY_WORKER_GROUP,
     connector_stage,
     dlq_topic,
     retry_topic,
 )
 from core.transactions import FatalTransactionError, TransactionAbortedError, Transactor, die
+from providers import names as provider_names
 from schemas.codec import make_codec
 
 log = structlog.get_logger("connectors.retry")
@@ -168,4 +168,4 @@ def run(settings: Settings, providers: list[str] | None = None) -> None:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    RetryWorker(settings, providers or list(CONNECTOR_PROVIDERS)).run(stop)
+    RetryWorker(settings, providers or list(provider_names())).run(stop)

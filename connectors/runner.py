@@ -7,10 +7,10 @@ import signal
 
 import structlog
 
+from catalog.view import CatalogView
 from connectors.worker import ConnectorWorker
 from core.logging import configure_logging
 from core.settings import Settings
-from core.tenants import load_tenants
 from core.transactions import die
 from schemas.codec import make_codec
 
@@ -18,7 +18,7 @@ log = structlog.get_logger("connectors")
 
 
 async def run_workers(settings: Settings, providers: list[str], stop: asyncio.Event) -> None:
-    tenants = load_tenants(settings)
+    tenants = await asyncio.to_thread(CatalogView.start, settings)
     codec = make_codec(settings.schema_registry_url)
     workers = [ConnectorWorker(p, settings, tenants, codec) for p in providers]
     tasks = [asyncio.create_task(w.run(stop), name=f"worker-{w.provider}") for w in workers]

@@ -32,8 +32,8 @@ import httpx
 import structlog
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
+import providers
 from connectors import ledger
-from connectors.base import RetryLater
 from connectors.commits import Commits
 from connectors.executor import (
     CommandExecutor,
@@ -43,11 +43,11 @@ from connectors.executor import (
     superseded,
 )
 from connectors.ledger_store import LedgerStore
-from connectors.lookup import Found
 from connectors.outcomes import OutcomeContext, records_for
 from connectors.registry import adapter
 from connectors.restore import catch_up
 from connectors.retry import RetryPolicy
+from core.audit import KafkaAuditSink
 from core.dead_letters import Failure, build_dead_letter, source_of, worker_id
 from core.kafka import (
     FatalConsumerError,
@@ -68,6 +68,8 @@ from core.topics import (
     ledger_topic,
 )
 from core.transactions import FatalTransactionError, Transactor, die
+from providers.base import RetryLater
+from providers.lookup import Found
 from schemas.codec import Codec, DecodeError
 from schemas.events import ConnectorCommand, ConnectorResult, decode_as
 
@@ -149,14 +151,16 @@ class ConnectorWorker:
         )
         limits = httpx.Limits(max_connections=self.settings.connector_concurrency * 4)
         log.info("connector.started", provider=self.provider, ledger=str(path))
+        audit = KafkaAuditSink(self.settings, self.codec, client_id=f"{self.stage}-audit")
         async with httpx.AsyncClient(timeout=timeout, limits=limits) as http:
             self.executor = CommandExecutor(
                 adapter(self.provider),
                 settings=self.settings,
-                base_url=getattr(self.settings, f"{self.provider}_base_url"),
+                base_url=providers.base_url(self.settings, self.provider),
                 tenants=self.tenants,
                 http=http,
                 policy=RetryPolicy.from_settings(self.settings),
+                audit=audit,
             )
             committer = asyncio.create_task(self._commit_loop(), name=f"commit-{self.provider}")
             try:
@@ -170,6 +174,7 @@ class ConnectorWorker:
                     await committer
             self.consumer.close()  # revokes: what finished is committed first
             store.close()
+            audit.close()
             log.info("connector.stopped", provider=self.provider)
 
     async def _serve(self, stop: asyncio.Event, committer: asyncio.Task[None]) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.topics import DEFAULT_TIERS
@@ -54,22 +54,36 @@ class Settings(BaseSettings):
     # milliseconds of latency for far fewer produce requests (broker CPU).
     ingress_linger_ms: float = 5.0
 
-    # --- Tenants -----------------------------------------------------------
-    # TOML file with per-tenant provider credentials (see deploy/tenants.example.toml),
-    # or the same structure as JSON in HUB_TENANTS.
-    tenants_file: Path | None = None
-    tenants: str | None = None
+    # --- Tenant catalog ------------------------------------------------------
+    # Tenants, their provider accounts and routing, in SQL (SQLAlchemy URL):
+    # default an SQLite file under HUB_HOME; postgresql+psycopg://… in production.
+    # Components never query it: they follow hub.catalog.tenants.v1.
+    catalog_url: str | None = None
+    # Master keys that wrap the data keys of every account's secrets: either
+    # HUB_MASTER_KEYS ("id:base64url-32-bytes,…", the last one encrypts) or a
+    # JSON key file (default $HUB_HOME/master-keys.json, created 0600 on first use).
+    master_keys: SecretStr | None = None
+    master_key_file: Path | None = None
+    # How often the admin API publishes catalog changes waiting in the outbox.
+    catalog_relay_interval_seconds: float = 0.5
 
-    # --- Providers (production defaults; `hub run` points them at the simulators)
-    razorpay_base_url: str = "https://api.razorpay.com"
-    twilio_base_url: str = "https://api.twilio.com"
-    sendgrid_base_url: str = "https://api.sendgrid.com"
-    gworkspace_base_url: str = "https://admin.googleapis.com"
-    fcm_base_url: str = "https://fcm.googleapis.com"
-    mobileapp_base_url: str = "https://app.school.example"  # the school's own backend
-    smsgateway_base_url: str = "https://api.smsgateway.example"
-    # Where service-account JWTs are exchanged for access tokens (Google's OAuth 2.0).
-    google_token_url: str = "https://oauth2.googleapis.com/token"  # noqa: S105 - a URL, not a secret
+    # --- Admin API -------------------------------------------------------------
+    admin_host: str = "127.0.0.1"
+    admin_port: int = 8090
+
+    # --- Audit trail -----------------------------------------------------------
+    # Every provider call and webhook, on hub.audit.v1: how long it is kept and
+    # how much of each (masked) request and response body it holds.
+    audit_retention_days: float = 30.0
+    audit_body_limit: int = 4096
+
+    # --- Providers ------------------------------------------------------------
+    # Base URLs by provider; each provider declares its production default
+    # (`hub providers show NAME`). Override some as JSON, e.g.
+    # HUB_PROVIDER_BASE_URLS='{"twilio": "https://api.twilio.com", "fcm.token": "…"}'
+    # ("<provider>" is its API, "<provider>.<name>" another endpoint it declares).
+    # `hub run` points every one at the local simulators.
+    provider_base_urls: dict[str, str] = Field(default_factory=dict)
     payment_url_template: str = "https://checkout.school.example/pay/{order_id}"
     receipt_url_template: str = "https://erp.school.example/receipts/{receipt_no}"
 
@@ -157,6 +171,18 @@ class Settings(BaseSettings):
     @property
     def uses_local_broker(self) -> bool:
         return self.kafka_bootstrap_servers is None
+
+    @property
+    def catalog_dsn(self) -> str:
+        return self.catalog_url or f"sqlite:///{self.home / 'catalog.db'}"
+
+    @property
+    def master_key_path(self) -> Path:
+        return (self.master_key_file or self.home / "master-keys.json").expanduser()
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://{self.admin_host}:{self.admin_port}"
 
     @property
     def simulator_url(self) -> str:

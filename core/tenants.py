@@ -1,199 +1,140 @@
-"""Per-tenant provider credentials, from a TOML file or the environment.
+"""Tenants as every component sees them: schools, each with any number of
+provider accounts, held in memory.
 
-A tenant is one school (one customer of the hub). Secrets are `SecretStr`, so
-their `repr` is masked and they never reach a log line by accident.
+A tenant's accounts are labelled (`msg91-primary`, `twilio-backup`); each holds
+its provider's own account model (declared with the provider, in providers/),
+whose `SecretStr` fields are the secrets: masked in every `repr`, decrypted
+only in memory. Where tenants come from (the SQL catalog, published to
+`hub.catalog.tenants.v1`) is above this module; here they are plain values.
 """
 
 from __future__ import annotations
 
-import json
-import secrets
-import tomllib
-from pathlib import Path
-from typing import Any
+from collections.abc import Iterable, Iterator, Mapping
+from typing import TypeVar
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from pydantic import BaseModel, ConfigDict, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from core.settings import Settings
+M = TypeVar("M", bound=BaseModel)
+
+# Account labels and tenant ids appear in URLs, topic keys and log lines.
+ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+
+
+class MissingCredentialsError(LookupError):
+    """The tenant has no (enabled) account with this provider: permanent until configured."""
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class RazorpayAccount(_Model):
-    key_id: str
-    key_secret: SecretStr
-    webhook_secret: SecretStr
+class ProviderAccount(_Model):
+    """One of a tenant's accounts with one provider."""
 
+    label: str = Field(pattern=ID_PATTERN)
+    provider: str
+    # Lower first: the primary account has the lowest priority of its provider's.
+    priority: int = 0
+    enabled: bool = True
+    config: BaseModel  # the provider's account model: its fields, SecretStr ones secret
 
-class TwilioAccount(_Model):
-    account_sid: str
-    auth_token: SecretStr
-    from_number: str
-
-
-class SendGridAccount(_Model):
-    api_key: SecretStr
-    from_email: str
-    from_name: str = ""
-
-
-class GoogleServiceAccount(_Model):
-    """A Google Cloud service account: the hub signs a JWT with its key to get an access token."""
-
-    client_email: str
-    private_key: SecretStr  # PEM, RSA
-    private_key_id: str = ""
-
-
-class GoogleWorkspaceAccount(GoogleServiceAccount):
-    # Domain-wide delegation: the admin the service account acts for.
-    admin_email: str
-
-
-class FcmAccount(GoogleServiceAccount):
-    project_id: str
-
-
-class ApiKeyAccount(_Model):
-    api_key: SecretStr
+    def secret_values(self) -> list[str]:
+        return [
+            value.get_secret_value()
+            for value in vars(self.config).values()
+            if isinstance(value, SecretStr) and value.get_secret_value()
+        ]
 
 
 class Tenant(_Model):
-    id: str
+    id: str = Field(pattern=ID_PATTERN)
     name: str = ""
-    razorpay: RazorpayAccount | None = None
-    twilio: TwilioAccount | None = None
-    sendgrid: SendGridAccount | None = None
-    gworkspace: GoogleWorkspaceAccount | None = None
-    fcm: FcmAccount | None = None
-    mobileapp: ApiKeyAccount | None = None  # the school's own mobile app backend
-    smsgateway: ApiKeyAccount | None = None  # the SMS gateway's contact book
+    enabled: bool = True
+    accounts: tuple[ProviderAccount, ...] = ()
+    # Channel or category ("sms", "email", "payment") -> account labels, most preferred first.
+    routing: Mapping[str, tuple[str, ...]] = Field(default_factory=dict)
+
+    def accounts_for(self, provider: str) -> list[ProviderAccount]:
+        """This provider's enabled accounts, primary first."""
+        return sorted(
+            (a for a in self.accounts if a.provider == provider and a.enabled),
+            key=lambda a: (a.priority, a.label),
+        )
+
+    def has(self, provider: str) -> bool:
+        return bool(self.accounts_for(provider))
+
+    def by_label(self, label: str) -> ProviderAccount | None:
+        return next((a for a in self.accounts if a.label == label), None)
+
+    def account(self, provider: str, model: type[M], label: str | None = None) -> M:
+        """The account's config: the labelled one, or the provider's primary."""
+        chosen = self.by_label(label) if label else next(iter(self.accounts_for(provider)), None)
+        if chosen is not None and chosen.provider != provider:
+            raise MissingCredentialsError(
+                f"tenant {self.id!r}: account {label!r} is a {chosen.provider} account, "
+                f"not {provider}"
+            )
+        if chosen is None or not chosen.enabled:
+            which = f"account {label!r}" if label else f"{provider} account"
+            raise MissingCredentialsError(f"tenant {self.id!r} has no enabled {which}")
+        if not isinstance(chosen.config, model):
+            raise TypeError(f"account {chosen.label!r} is not a {model.__name__}")
+        return chosen.config
+
+    def webhook_secrets(self, provider: str) -> list[SecretStr]:
+        """Every enabled account's inbound webhook secret for this provider, primary first."""
+        found = []
+        for account in self.accounts_for(provider):
+            secret = getattr(account.config, "webhook_secret", None)
+            if isinstance(secret, SecretStr) and secret.get_secret_value():
+                found.append(secret)
+        return found
 
     def webhook_secret(self, provider: str) -> SecretStr | None:
-        account = getattr(self, provider, None)
-        secret = getattr(account, "webhook_secret", None)
-        return secret if isinstance(secret, SecretStr) else None
+        secrets = self.webhook_secrets(provider)
+        return secrets[0] if secrets else None
+
+    def secret_values(self) -> list[str]:
+        return [value for account in self.accounts for value in account.secret_values()]
 
 
 class TenantDirectory:
-    def __init__(self, tenants: dict[str, Tenant]) -> None:
-        self._tenants = tenants
+    """Tenants by id. A catalog view swaps in a new mapping whole, never mutates one."""
+
+    def __init__(self, tenants: Mapping[str, Tenant] | None = None) -> None:
+        self._tenants: Mapping[str, Tenant] = dict(tenants or {})
 
     def get(self, tenant_id: str) -> Tenant | None:
-        return self._tenants.get(tenant_id)
+        tenant = self._tenants.get(tenant_id)
+        return tenant if tenant is not None and tenant.enabled else None
 
     def __contains__(self, tenant_id: object) -> bool:
-        return tenant_id in self._tenants
+        return isinstance(tenant_id, str) and self.get(tenant_id) is not None
 
     def __len__(self) -> int:
         return len(self._tenants)
 
+    def __iter__(self) -> Iterator[Tenant]:
+        return iter(list(self._tenants.values()))
+
     def ids(self) -> list[str]:
         return sorted(self._tenants)
 
-    def by_razorpay_key(self, key_id: str) -> Tenant | None:
-        return next(
-            (t for t in self._tenants.values() if t.razorpay and t.razorpay.key_id == key_id), None
-        )
+    def find_account(self, provider: str, **fields: str) -> tuple[Tenant, ProviderAccount] | None:
+        """The enabled account of `provider` whose config has these field values
+        (the Razorpay key id a request authenticates with)."""
+        for tenant in self:
+            for account in tenant.accounts_for(provider):
+                if tenant.enabled and all(
+                    getattr(account.config, k, None) == v for k, v in fields.items()
+                ):
+                    return tenant, account
+        return None
 
+    def secret_values(self) -> set[str]:
+        return {value for tenant in self for value in tenant.secret_values()}
 
-class TenantConfigError(ValueError):
-    pass
-
-
-def parse_tenants(raw: dict[str, Any]) -> TenantDirectory:
-    table = raw.get("tenants", raw)
-    if not isinstance(table, dict):
-        raise TenantConfigError("tenant config must map tenant ids to their settings")
-    try:
-        tenants = {tid: Tenant(id=tid, **body) for tid, body in table.items()}
-    except (TypeError, ValueError) as exc:
-        raise TenantConfigError(f"invalid tenant config: {exc}") from exc
-    return TenantDirectory(tenants)
-
-
-def load_tenants(settings: Settings) -> TenantDirectory:
-    if settings.tenants:
-        return parse_tenants(json.loads(settings.tenants))
-    if settings.tenants_file:
-        path = settings.tenants_file.expanduser()
-        if not path.exists():
-            raise TenantConfigError(f"HUB_TENANTS_FILE={path} does not exist")
-        return parse_tenants(tomllib.loads(path.read_text()))
-    return TenantDirectory({})
-
-
-def new_rsa_key_pem() -> str:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-
-
-def demo_tenant_config(tenant_id: str = "greenwood", name: str = "Greenwood High School") -> str:
-    """A TOML tenant file with freshly generated secrets, for local runs and tests.
-
-    The secrets are random per machine (never committed); they only ever meet
-    the local provider simulators.
-    """
-
-    def token(n: int = 24) -> str:
-        return secrets.token_hex(n)
-
-    return f"""[tenants.{tenant_id}]
-name = "{name}"
-
-[tenants.{tenant_id}.razorpay]
-key_id = "rzp_test_{secrets.token_hex(7)}"
-key_secret = "{token()}"
-webhook_secret = "{token()}"
-
-[tenants.{tenant_id}.twilio]
-account_sid = "AC{secrets.token_hex(16)}"
-auth_token = "{token(16)}"
-from_number = "+15005550006"
-
-[tenants.{tenant_id}.sendgrid]
-api_key = "SG.{secrets.token_urlsafe(16)}.{secrets.token_urlsafe(32)}"
-from_email = "fees@{tenant_id}.school.example"
-from_name = "{name}"
-
-[tenants.{tenant_id}.gworkspace]
-client_email = "hub-sync@{tenant_id}-erp.iam.gserviceaccount.com"
-private_key_id = "{secrets.token_hex(20)}"
-private_key = '''{new_rsa_key_pem()}'''
-admin_email = "it-admin@{tenant_id}.school.example"
-
-[tenants.{tenant_id}.fcm]
-client_email = "hub-push@{tenant_id}-app.iam.gserviceaccount.com"
-private_key_id = "{secrets.token_hex(20)}"
-private_key = '''{new_rsa_key_pem()}'''
-project_id = "{tenant_id}-parent-app"
-
-[tenants.{tenant_id}.mobileapp]
-api_key = "{token(24)}"
-
-[tenants.{tenant_id}.smsgateway]
-api_key = "{token(16)}"
-"""
-
-
-# Bumped whenever the demo tenants gain accounts: an older generated file is
-# rewritten (it holds nothing but random secrets for the local simulators).
-DEMO_MARKER = "# generated by `hub run` for the local simulators, demo tenants v2"
-
-
-def ensure_demo_tenants(path: Path) -> Path:
-    """The hub's own demo file ($HUB_HOME/tenants.toml; your tenants go in HUB_TENANTS_FILE)."""
-    current = path.read_text() if path.exists() else ""
-    if not current.startswith(DEMO_MARKER):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(f"{DEMO_MARKER}\n{demo_tenant_config()}")
-        path.chmod(0o600)
-    return path
+    def replace(self, tenants: Iterable[Tenant]) -> None:
+        self._tenants = {t.id: t for t in tenants}

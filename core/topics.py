@@ -14,6 +14,7 @@ share one partition count; the catalog gives all of them the same one.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -23,17 +24,9 @@ if TYPE_CHECKING:
 DAY_MS = 24 * 3600 * 1000
 LEDGER_RETENTION_DAYS = 35
 
-# Providers with a connector worker. tests/connectors/test_registry.py proves this
-# matches the adapter registry.
-CONNECTOR_PROVIDERS = (
-    "razorpay",
-    "twilio",
-    "sendgrid",
-    "gworkspace",
-    "fcm",
-    "mobileapp",
-    "smsgateway",
-)
+# Which providers exist is declared above this module (providers/); every
+# function here that needs them takes their names. `providers.topics()` and
+# `providers.stages()` are the catalog with today's providers.
 PROCESSOR_STAGES = ("normalizer", "reconciler", "router", "cdc")
 
 RAW_WEBHOOKS = "webhooks.raw.v1"
@@ -49,6 +42,8 @@ PAYMENT_MATCHES = "hub.reconciler.payment-matches.v1"
 DLQ_STATE = "hub.dlq.state.v1"
 DLQ_AUDIT = "hub.dlq.audit.v1"
 ALERTS = "hub.alerts.v1"
+CATALOG_TENANTS = "hub.catalog.tenants.v1"
+AUDIT = "hub.audit.v1"
 DLQ_PREFIX = "dlq."
 
 
@@ -114,8 +109,8 @@ def stage_of_dlq(topic: str) -> str:
     return topic.removeprefix(DLQ_PREFIX).removesuffix(".v1")
 
 
-def all_stages() -> list[str]:
-    return [*PROCESSOR_STAGES, *(connector_stage(p) for p in CONNECTOR_PROVIDERS)]
+def all_stages(providers: Sequence[str]) -> list[str]:
+    return [*PROCESSOR_STAGES, *(connector_stage(p) for p in providers)]
 
 
 def connector_stage(provider: str) -> str:
@@ -260,7 +255,30 @@ def _connector_topics(provider: str, tiers: list[float]) -> list[TopicSpec]:
     ]
 
 
-def _dead_letter_topics() -> list[TopicSpec]:
+def _hub_topics(audit_retention_days: float) -> list[TopicSpec]:
+    return [
+        # Compacted: the newest snapshot of each tenant; a deleted tenant is a
+        # tombstone. Every component reads it whole at start, then follows it.
+        TopicSpec(
+            CATALOG_TENANTS,
+            "<tenant>",
+            _ns("TenantCatalogEntry"),
+            "tenants, their provider accounts (secrets sealed) and routing",
+            retention_ms=-1,
+            cleanup_policy="compact",
+            partitions=1,
+        ),
+        TopicSpec(
+            AUDIT,
+            "<tenant>",
+            _ns("ProviderCallAudit"),
+            "every provider call and inbound webhook, bodies masked",
+            retention_ms=int(audit_retention_days * DAY_MS),
+        ),
+    ]
+
+
+def _dead_letter_topics(providers: Sequence[str]) -> list[TopicSpec]:
     dead_letters = [
         TopicSpec(
             dlq_topic(stage),
@@ -269,7 +287,7 @@ def _dead_letter_topics() -> list[TopicSpec]:
             f"records the {stage} stage could not process",
             retention_ms=30 * DAY_MS,
         )
-        for stage in all_stages()
+        for stage in all_stages(providers)
     ]
     return [
         *dead_letters,
@@ -348,28 +366,30 @@ DEFAULT_CDC = ("erp", ["students", "guardians", "invoices"])
 
 
 def catalog(
+    providers: Sequence[str],
     retry_tiers: dict[str, list[float]] | None = None,
     cdc: tuple[str, list[str]] = DEFAULT_CDC,
+    audit_retention_days: float = 30.0,
 ) -> list[TopicSpec]:
-    """Every topic; tier topics follow the retry tiers configured (HUB_RETRY_TIERS),
-    CDC topics the captured source and tables (HUB_CDC_SOURCE_NAME, HUB_CDC_TABLES)."""
+    """Every topic for these providers; tier topics follow the retry tiers configured
+    (HUB_RETRY_TIERS), CDC topics the captured source and tables (HUB_CDC_SOURCE_NAME,
+    HUB_CDC_TABLES)."""
     tiers = retry_tiers or DEFAULT_TIERS
     specs = _business_topics() + _state_topics() + _cdc_topics(*cdc)
-    for provider in CONNECTOR_PROVIDERS:
+    specs += _hub_topics(audit_retention_days)
+    for provider in providers:
         specs += _connector_topics(provider, tiers.get(provider, tiers.get("default", [])))
-    return specs + _dead_letter_topics()
+    return specs + _dead_letter_topics(providers)
 
 
-def catalog_for(settings: Settings) -> list[TopicSpec]:
+def catalog_for(settings: Settings, providers: Sequence[str]) -> list[TopicSpec]:
     """The catalog as configured."""
-    return catalog(settings.retry_tiers, (settings.cdc_source_name, settings.tables))
-
-
-def spec(name: str) -> TopicSpec:
-    for candidate in catalog():
-        if candidate.name == name:
-            return candidate
-    raise KeyError(f"{name!r} is not in the topic catalog (hub topics list shows them)")
+    return catalog(
+        providers,
+        settings.retry_tiers,
+        (settings.cdc_source_name, settings.tables),
+        settings.audit_retention_days,
+    )
 
 
 def default_topic_for(schema: str) -> str | None:
@@ -379,7 +399,7 @@ def default_topic_for(schema: str) -> str | None:
     """
     public = [
         s.name
-        for s in catalog()
+        for s in _business_topics()
         if s.value_schema == schema and not s.name.startswith(("hub.", "dlq.", "connector."))
     ]
     return public[0] if len(public) == 1 else None

@@ -15,9 +15,10 @@ from __future__ import annotations
 import signal
 import threading
 
+from catalog.view import CatalogView
 from core.logging import configure_logging
 from core.settings import Settings
-from core.tenants import TenantDirectory, load_tenants
+from core.tenants import TenantDirectory
 from core.topics import PROCESSORS_GROUP
 from processors.runner import StageRunner
 from processors.stages import normalizer, reconciler, router
@@ -44,4 +45,8 @@ def run(settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         # Finish the batch in hand (one transaction), then leave the group.
         signal.signal(sig, lambda *_: stop.set())
-    build_runner(settings, load_tenants(settings)).run(stop)
+    tenants = CatalogView.start(settings)
+    try:
+        build_runner(settings, tenants).run(stop)
+    finally:
+        tenants.close()

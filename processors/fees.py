@@ -169,7 +169,7 @@ def on_payment_requested(
             new, [_order_failed(req, new, "ALREADY_PAID", "the invoice is already paid")]
         )
     tenant = ctx.tenants.get(req.header.tenant)
-    if tenant is None or getattr(tenant, req.gateway, None) is None:
+    if tenant is None or not tenant.has(req.gateway):
         return Transition(
             new,
             [

@@ -1,31 +1,42 @@
 """The simulator ASGI app: one mount per provider plus the `/_sim` control routes.
 
+A simulator module declares where it is served (`MOUNT`); each provider's
+declaration names the same path (`simulator_paths`), and a test proves every
+declared provider is simulated.
+
 A provider's base URL in the hub is `<simulator url>/<provider>`, e.g.
 `http://127.0.0.1:8099/razorpay`; the paths under it are the provider's own.
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+from types import ModuleType
+
 import httpx
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
+import simulators
 from core.tenants import TenantDirectory
-from simulators import (
-    control,
-    fcm,
-    google_oauth,
-    gworkspace,
-    mobileapp,
-    razorpay,
-    sendgrid,
-    smsgateway,
-    sync_control,
-    twilio,
-)
+from simulators import control, sync_control
 from simulators.common import SimContext
 from simulators.razorpay_webhooks import WebhookSender
 from simulators.state import SimState
+
+
+def simulated() -> dict[str, ModuleType]:
+    """Every simulator module (one defining MOUNT), by the path it is served under."""
+    found: dict[str, ModuleType] = {}
+    for info in sorted(pkgutil.iter_modules(simulators.__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue  # __main__ runs a server when imported
+        module = importlib.import_module(f"simulators.{info.name}")
+        mount = getattr(module, "MOUNT", None)
+        if isinstance(mount, str):
+            found[mount] = module
+    return found
 
 
 def create_app(
@@ -53,18 +64,9 @@ def create_app(
         tenants=tenants,
         webhooks=WebhookSender(sim_state, tenants, webhook_url_template, webhook_transport),
     )
+    mounts = [Mount(path, routes=module.routes(ctx)) for path, module in simulated().items()]
     app = Starlette(
-        routes=[
-            Mount("/razorpay", routes=razorpay.routes(ctx)),
-            Mount("/twilio", routes=twilio.routes(ctx)),
-            Mount("/sendgrid", routes=sendgrid.routes(ctx)),
-            Mount("/google", routes=google_oauth.routes(ctx)),
-            Mount("/gworkspace", routes=gworkspace.routes(ctx)),
-            Mount("/fcm", routes=fcm.routes(ctx)),
-            Mount("/mobileapp", routes=mobileapp.routes(ctx)),
-            Mount("/smsgateway", routes=smsgateway.routes(ctx)),
-            Mount("/_sim", routes=control.routes(ctx) + sync_control.routes(ctx)),
-        ]
+        routes=[*mounts, Mount("/_sim", routes=control.routes(ctx) + sync_control.routes(ctx))]
     )
     app.state.sim = ctx
     return app

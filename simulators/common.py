@@ -8,11 +8,12 @@ import binascii
 import json
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qsl
 
+from pydantic import BaseModel
 from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
@@ -22,6 +23,8 @@ from simulators.state import Fault, HeldResponse, RecordedRequest, SimState, low
 
 if TYPE_CHECKING:
     from simulators.razorpay_webhooks import WebhookSender
+
+M = TypeVar("M", bound=BaseModel)
 
 # Bodies above this size are recorded as a placeholder, not parsed.
 RECORD_BODY_LIMIT = 1024 * 1024
@@ -47,6 +50,13 @@ class SimContext:
 
     def all_tenants(self) -> list[Tenant]:
         return [t for t in (self.tenants.get(i) for i in self.tenants.ids()) if t is not None]
+
+    def accounts(self, provider: str, model: type[M]) -> Iterator[tuple[Tenant, M]]:
+        """Every enabled account of `provider`, with its tenant."""
+        for tenant in self.all_tenants():
+            for account in tenant.accounts_for(provider):
+                if isinstance(account.config, model):
+                    yield tenant, account.config
 
 
 @dataclass(frozen=True)

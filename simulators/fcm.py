@@ -15,6 +15,7 @@ from typing import Any
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from providers.fcm import FcmAccount
 from simulators.common import Call, ProviderSpec, SimContext, json_payload, provider_endpoint
 from simulators.google_api import (
     UNAUTHENTICATED,
@@ -151,8 +152,8 @@ def _authorize(ctx: SimContext, call: Call, project: str) -> Response | None:
             return unauthenticated(call.request.headers, reason=None)
         return insufficient_scope(MESSAGING_SCOPE, reason=None)
     tenant = ctx.tenants.get(checked.tenant)
-    account = tenant.fcm if tenant is not None else None
-    if checked.service != "fcm" or account is None or account.project_id != project:
+    projects = {a.project_id for t, a in ctx.accounts("fcm", FcmAccount) if t == tenant}
+    if checked.service != "fcm" or project not in projects:
         return error(403, "SenderId mismatch", "SENDER_ID_MISMATCH")
     return None
 
@@ -177,6 +178,10 @@ def send(ctx: SimContext, call: Call) -> Response:
 
 def _not_found(call: Call) -> Response:
     return google_error(404, "Requested entity was not found.")
+
+
+# Where the simulator server serves this provider (its declaration's simulator path).
+MOUNT = "/fcm"
 
 
 def routes(ctx: SimContext) -> list[BaseRoute]:

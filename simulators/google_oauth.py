@@ -24,7 +24,10 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from core.tenants import GoogleServiceAccount, Tenant
+from core.tenants import Tenant
+from providers.fcm import FcmAccount
+from providers.google_auth import GoogleServiceAccount
+from providers.gworkspace import GoogleWorkspaceAccount
 from simulators.common import Call, ProviderSpec, SimContext, provider_endpoint
 from simulators.sync_state import TOKEN_LIFETIME, GoogleService
 
@@ -151,11 +154,12 @@ def find_signer(ctx: SimContext, jws: Jws) -> Signer:
     """The service account named by `iss` whose key signed the JWT."""
     issuer = jws.claims.get("iss")
     candidates: list[Signer] = []
-    for tenant in ctx.all_tenants():
-        if tenant.gworkspace is not None and tenant.gworkspace.client_email == issuer:
-            candidates.append(Signer(tenant, "gworkspace", tenant.gworkspace))
-        if tenant.fcm is not None and tenant.fcm.client_email == issuer:
-            candidates.append(Signer(tenant, "fcm", tenant.fcm))
+    for tenant, workspace in ctx.accounts("gworkspace", GoogleWorkspaceAccount):
+        if workspace.client_email == issuer:
+            candidates.append(Signer(tenant, "gworkspace", workspace))
+    for tenant, fcm in ctx.accounts("fcm", FcmAccount):
+        if fcm.client_email == issuer:
+            candidates.append(Signer(tenant, "fcm", fcm))
     if not candidates:
         raise OAuthError(401, "invalid_client", UNKNOWN_CLIENT)
     for signer in candidates:
@@ -282,6 +286,10 @@ SPEC = ProviderSpec(
 
 def _not_found(call: Call) -> Response:
     return oauth_error(404, "invalid_request", "Not Found")
+
+
+# Where the simulator server serves this provider (its declaration's simulator path).
+MOUNT = "/google"
 
 
 def routes(ctx: SimContext) -> list[BaseRoute]:

@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from core.tenants import Tenant
+from providers.gworkspace import GoogleWorkspaceAccount
 from simulators.common import Call, ProviderSpec, SimContext, json_payload, provider_endpoint
 from simulators.google_api import (
     check_token,
@@ -116,8 +117,7 @@ def _default_user(tenant: Tenant, email: str, admin: str) -> dict[str, Any]:
 
 def _user(ctx: SimContext, tenant: Tenant, user_key: str) -> dict[str, Any] | None:
     """The user a userKey (primary email or id) names, created on first use; None if unknown."""
-    assert tenant.gworkspace is not None
-    admin = tenant.gworkspace.admin_email.lower()
+    admin = tenant.account("gworkspace", GoogleWorkspaceAccount).admin_email.lower()
     users = ctx.state.sync.users
     if "@" not in user_key:
         return next(
@@ -232,6 +232,10 @@ def get_user(ctx: SimContext, call: Call) -> Response:
 
 def _not_found(call: Call) -> Response:
     return error(404, "Not Found")
+
+
+# Where the simulator server serves this provider (its declaration's simulator path).
+MOUNT = "/gworkspace"
 
 
 def routes(ctx: SimContext) -> list[BaseRoute]:

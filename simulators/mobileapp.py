@@ -4,6 +4,10 @@
 (string or null) merged into the student's stored profile. A null is stored as
 null (the field is cleared, not removed). Errors are
 `{"error": "<code>", "message": "..."}`.
+
+`GET /api/v1/health` is the authenticated health check the hub's test connection
+calls: `{"status": "ok", "service": "mobileapp", "time": ...}` for a valid key, 401
+otherwise.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from core.tenants import Tenant
+from providers.mobileapp import MobileAppAccount
 from simulators.common import (
     Call,
     ProviderSpec,
@@ -59,11 +64,8 @@ def authenticate(ctx: SimContext, headers: Headers) -> Tenant | None:
     key = bearer_token(headers)
     if key is None:
         return None
-    for tenant in ctx.all_tenants():
-        account = tenant.mobileapp
-        if account is not None and hmac.compare_digest(
-            account.api_key.get_secret_value().encode(), key.encode()
-        ):
+    for tenant, account in ctx.accounts("mobileapp", MobileAppAccount):
+        if hmac.compare_digest(account.api_key.get_secret_value().encode(), key.encode()):
             return tenant
     return None
 
@@ -121,8 +123,18 @@ def get_profile(ctx: SimContext, call: Call) -> Response:
     return JSONResponse(record)
 
 
+def health(call: Call) -> Response:
+    if call.tenant is None:
+        return error(401, "unauthorized", "invalid API key")
+    return JSONResponse({"status": "ok", "service": "mobileapp", "time": iso_now()})
+
+
 def _not_found(call: Call) -> Response:
     return error(404, "not_found", "no such endpoint")
+
+
+# Where the simulator server serves this provider (its declaration's simulator path).
+MOUNT = "/mobileapp"
 
 
 def routes(ctx: SimContext) -> list[BaseRoute]:
@@ -130,6 +142,7 @@ def routes(ctx: SimContext) -> list[BaseRoute]:
     return [
         Route(path, provider_endpoint(ctx, SPEC, lambda c: put_profile(ctx, c)), methods=["PUT"]),
         Route(path, provider_endpoint(ctx, SPEC, lambda c: get_profile(ctx, c)), methods=["GET"]),
+        Route("/api/v1/health", provider_endpoint(ctx, SPEC, health), methods=["GET"]),
         Route(
             "/{path:path}",
             provider_endpoint(ctx, SPEC, _not_found, faultable=False),

@@ -1,4 +1,10 @@
-"""Razorpay Orders API (HTTP Basic `key_id:key_secret`) and a stand-in checkout page."""
+"""Razorpay Orders API (HTTP Basic `key_id:key_secret`) and a stand-in checkout page.
+
+- `POST /v1/orders` creates an order (`unique_receipt` returns the existing one).
+- `GET  /v1/orders` lists the key's orders, newest first, as a collection
+  (`count` 1-100, default 10; `skip`; `from`/`to` Unix times; `receipt`; not `authorized`).
+- `GET  /v1/orders/{id}`, `GET /v1/payments/{id}` fetch one.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +14,13 @@ from html import escape
 from http import HTTPStatus
 from typing import Any
 
-from starlette.datastructures import Headers
+from starlette.datastructures import Headers, QueryParams
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from core.tenants import Tenant
+from providers.razorpay import RazorpayAccount
 from simulators.common import (
     Call,
     ProviderSpec,
@@ -31,6 +38,7 @@ MIN_AMOUNT = 100
 MAX_RECEIPT = 40
 MAX_NOTES = 15
 MAX_NOTE_VALUE = 256
+DEFAULT_COUNT, MAX_COUNT = 10, 100
 
 _VALIDATION = {"source": "business", "step": "payment_initiation"}
 
@@ -84,11 +92,19 @@ def authenticate(ctx: SimContext, headers: Headers) -> Tenant | None:
     creds = basic_credentials(headers)
     if creds is None:
         return None
-    tenant = ctx.tenants.by_razorpay_key(creds[0])
-    if tenant is None or tenant.razorpay is None:
+    found = ctx.tenants.find_account("razorpay", key_id=creds[0])
+    if found is None:
         return None
-    secret = tenant.razorpay.key_secret.get_secret_value()
+    tenant, account = found
+    assert isinstance(account.config, RazorpayAccount)
+    secret = account.config.key_secret.get_secret_value()
     return tenant if hmac.compare_digest(secret.encode(), creds[1].encode()) else None
+
+
+def _key_id(call: Call) -> str | None:
+    """The key id the (already authenticated) request used: orders belong to it."""
+    creds = basic_credentials(call.request.headers)
+    return creds[0] if call.tenant is not None and creds is not None else None
 
 
 SPEC = ProviderSpec(name="razorpay", authenticate=authenticate, error_for_status=error_for_status)
@@ -177,13 +193,13 @@ def _validate_order(body: Any) -> JSONResponse | None:
 
 def _create_order(ctx: SimContext, call: Call) -> Response:
     tenant = call.tenant
-    if tenant is None or tenant.razorpay is None:
+    key_id = _key_id(call)
+    if tenant is None or key_id is None:
         return error(401, AUTH_FAILED)
     problem = _validate_order(call.body)
     if problem is not None:
         return problem
     body: dict[str, Any] = call.body
-    key_id = tenant.razorpay.key_id
     receipt: str | None = body.get("receipt")
     if body.get("unique_receipt") and receipt is not None:
         existing = ctx.state.order_by_receipt(key_id, receipt)
@@ -204,20 +220,59 @@ def _create_order(ctx: SimContext, call: Call) -> Response:
     return JSONResponse(order.entity())
 
 
+def _whole(params: QueryParams, name: str, default: int, low: int, high: int) -> int:
+    """An integer query parameter; ValueError(field, message) in Razorpay's manner."""
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isascii() or not raw.isdigit():
+        raise ValueError(name, f"The {name} must be an integer.")
+    if not low <= int(raw) <= high:
+        raise ValueError(name, f"The {name} must be between {low} and {high}.")
+    return int(raw)
+
+
+def _list_orders(ctx: SimContext, call: Call) -> Response:
+    key_id = _key_id(call)
+    if key_id is None:
+        return error(401, AUTH_FAILED)
+    params = call.request.query_params
+    try:
+        count = _whole(params, "count", DEFAULT_COUNT, 1, MAX_COUNT)
+        skip = _whole(params, "skip", 0, 0, 10**9)
+        since = _whole(params, "from", 0, 0, 10**12)
+        until = _whole(params, "to", 10**12, 0, 10**12)
+    except ValueError as exc:
+        field, message = exc.args
+        return invalid(message, field)
+    receipt = params.get("receipt")
+    found = [
+        o
+        for o in reversed(list(ctx.state.orders.values()))  # created last, listed first
+        if o.key_id == key_id
+        and since <= o.created_at <= until
+        and (receipt is None or o.receipt == receipt)
+    ]
+    items = [o.entity() for o in found[skip : skip + count]]
+    return JSONResponse({"entity": "collection", "count": len(items), "items": items})
+
+
 def _fetch_order(ctx: SimContext, call: Call) -> Response:
-    if call.tenant is None or call.tenant.razorpay is None:
+    key_id = _key_id(call)
+    if key_id is None:
         return error(401, AUTH_FAILED)
     order = ctx.state.orders.get(call.request.path_params["order_id"])
-    if order is None or order.key_id != call.tenant.razorpay.key_id:
+    if order is None or order.key_id != key_id:
         return error(400, "The id provided does not exist")
     return JSONResponse(order.entity())
 
 
 def _fetch_payment(ctx: SimContext, call: Call) -> Response:
-    if call.tenant is None or call.tenant.razorpay is None:
+    key_id = _key_id(call)
+    if key_id is None:
         return error(401, AUTH_FAILED)
     payment = ctx.state.payments.get(call.request.path_params["payment_id"])
-    if payment is None or payment.key_id != call.tenant.razorpay.key_id:
+    if payment is None or payment.key_id != key_id:
         return error(400, "The id provided does not exist")
     return JSONResponse(payment.entity)
 
@@ -252,6 +307,10 @@ async def _checkout_page(request: Request, ctx: SimContext) -> Response:
     return HTMLResponse(html)
 
 
+# Where the simulator server serves this provider (its declaration's simulator path).
+MOUNT = "/razorpay"
+
+
 def routes(ctx: SimContext) -> list[BaseRoute]:
     async def checkout(request: Request) -> Response:
         return await _checkout_page(request, ctx)
@@ -261,6 +320,11 @@ def routes(ctx: SimContext) -> list[BaseRoute]:
             "/v1/orders",
             provider_endpoint(ctx, SPEC, lambda c: _create_order(ctx, c)),
             methods=["POST"],
+        ),
+        Route(
+            "/v1/orders",
+            provider_endpoint(ctx, SPEC, lambda c: _list_orders(ctx, c)),
+            methods=["GET"],
         ),
         Route(
             "/v1/orders/{order_id}",

@@ -18,6 +18,7 @@ from typing import Any, Literal
 import httpx
 
 from core.tenants import TenantDirectory
+from providers.razorpay import RazorpayAccount
 from simulators.state import (
     Order,
     Payment,
@@ -159,9 +160,11 @@ class WebhookSender:
             raise PayError(404, f"order {order_id} does not exist")
         if order.status == "paid":
             raise PayError(409, f"order {order_id} is already paid")
-        tenant = self._tenants.get(order.tenant)
-        if tenant is None or tenant.razorpay is None:
-            raise PayError(409, f"tenant {order.tenant} has no Razorpay account")
+        found = self._tenants.find_account("razorpay", key_id=order.key_id)
+        if found is None or found[0].id != order.tenant:
+            raise PayError(409, f"tenant {order.tenant} has no Razorpay account {order.key_id}")
+        account = found[1].config
+        assert isinstance(account, RazorpayAccount)
         payment_id = random_id("pay_")
         entity = payment_entity(order, payment_id, req)
         order.attempts += 1
@@ -190,7 +193,7 @@ class WebhookSender:
             separators=(",", ":"),
         ).encode()
         event_id = random_id("evt_")
-        secret = tenant.razorpay.webhook_secret.get_secret_value()
+        secret = account.webhook_secret.get_secret_value()
         hook = SentWebhook(
             event_id=event_id,
             event=event,

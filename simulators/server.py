@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import uvicorn
 
+from catalog.view import CatalogView
 from core.settings import Settings
-from core.tenants import TenantDirectory, load_tenants
+from core.tenants import TenantDirectory
 from simulators.app import create_app
 
 
@@ -16,7 +17,7 @@ def default_webhook_url_template(settings: Settings) -> str:
 def build_server(settings: Settings, tenants: TenantDirectory | None = None) -> uvicorn.Server:
     """A uvicorn server for the simulators (not started); tests run it in a thread."""
     app = create_app(
-        tenants if tenants is not None else load_tenants(settings),
+        tenants if tenants is not None else CatalogView.start(settings),
         webhook_url_template=default_webhook_url_template(settings),
     )
     config = uvicorn.Config(

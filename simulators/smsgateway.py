@@ -3,6 +3,9 @@
 `authkey: <api key>` header; body `{"phone": "+91...", "studentId": "..."}`.
 One contact per (tenant, studentId): an update replaces its phone. Answers are
 `{"type": "success" | "error", "message": ...}`.
+
+`GET /v1/account` answers the key's own account (the hub's test connection):
+`{"type": "success", "message": ..., "account": {"name", "contacts"}}`, or 401.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from core.tenants import Tenant
+from providers.smsgateway import SmsGatewayAccount
 from simulators.common import Call, ProviderSpec, SimContext, json_payload, provider_endpoint
 from simulators.sync_state import iso_now
 
@@ -50,11 +54,8 @@ def authenticate(ctx: SimContext, headers: Headers) -> Tenant | None:
     key = headers.get("authkey", "").strip()
     if not key:
         return None
-    for tenant in ctx.all_tenants():
-        account = tenant.smsgateway
-        if account is not None and hmac.compare_digest(
-            account.api_key.get_secret_value().encode(), key.encode()
-        ):
+    for tenant, account in ctx.accounts("smsgateway", SmsGatewayAccount):
+        if hmac.compare_digest(account.api_key.get_secret_value().encode(), key.encode()):
             return tenant
     return None
 
@@ -93,8 +94,21 @@ def update_contact(ctx: SimContext, call: Call) -> Response:
     return reply(200, "success", "Contact updated")
 
 
+def account(ctx: SimContext, call: Call) -> Response:
+    tenant = call.tenant
+    if tenant is None:
+        return failure(401, "Authentication failure")
+    contacts = sum(1 for tenant_id, _ in ctx.state.sync.contacts if tenant_id == tenant.id)
+    body = {"name": tenant.name or tenant.id, "contacts": contacts}
+    return JSONResponse({"type": "success", "message": "Account details", "account": body})
+
+
 def _not_found(call: Call) -> Response:
     return failure(404, "Not found")
+
+
+# Where the simulator server serves this provider (its declaration's simulator path).
+MOUNT = "/smsgateway"
 
 
 def routes(ctx: SimContext) -> list[BaseRoute]:
@@ -103,6 +117,9 @@ def routes(ctx: SimContext) -> list[BaseRoute]:
             "/v1/contacts/update",
             provider_endpoint(ctx, SPEC, lambda c: update_contact(ctx, c)),
             methods=["POST"],
+        ),
+        Route(
+            "/v1/account", provider_endpoint(ctx, SPEC, lambda c: account(ctx, c)), methods=["GET"]
         ),
         Route(
             "/{path:path}",

@@ -6,6 +6,9 @@
   in Twilio's envelope (`messages`, `next_page_uri`, `first_page_uri`, ...).
 - `GET  /2010-04-01/Accounts/{sid}/Messages/{MessageSid}.json` fetches one.
 
+What every Twilio resource shares (auth, errors) and the Account resource, which the
+hub's test connection fetches, are in `twilio_api`.
+
 Every created message is kept (per account, cleared by a reset); see `view` for its
 status progression. Not simulated: failed/undelivered messages, Messaging Services
 (scheduling, smart encoding), media, deleting or redacting messages.
@@ -13,7 +16,6 @@ status progression. Not simulated: failed/undelivered messages, Messaging Servic
 
 from __future__ import annotations
 
-import hmac
 import math
 import re
 import secrets
@@ -21,26 +23,24 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from functools import partial
-from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlencode
 
-from starlette.datastructures import Headers, QueryParams
+from starlette.datastructures import QueryParams
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from core.tenants import Tenant
-from simulators.common import (
-    FORM_TYPE,
-    Call,
-    ProviderSpec,
-    SimContext,
-    basic_credentials,
-    provider_endpoint,
-)
+from simulators.common import FORM_TYPE, Call, SimContext, provider_endpoint
 from simulators.state import StoredSms
+from simulators.twilio_api import (
+    API_VERSION,
+    SPEC,
+    authorized_sid,
+    error,
+    fetch_account,
+    not_found,
+)
 
-API_VERSION = "2010-04-01"
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 MAX_BODY_CHARS = 1600
 
@@ -72,54 +72,6 @@ def num_segments(body: str) -> int:
         units = sum(2 if ord(c) > 0xFFFF else 1 for c in body)
         single, multi = 70, 67
     return 1 if units <= single else math.ceil(units / multi)
-
-
-def error(status: int, code: int, message: str) -> JSONResponse:
-    return JSONResponse(
-        {
-            "code": code,
-            "message": message,
-            "more_info": f"https://www.twilio.com/docs/errors/{code}",
-            "status": status,
-        },
-        status_code=status,
-    )
-
-
-def auth_error() -> JSONResponse:
-    response = error(401, 20003, "Authenticate")
-    response.headers["WWW-Authenticate"] = 'Basic realm="Twilio API"'
-    return response
-
-
-def error_for_status(status: int) -> Response:
-    if status == 401:
-        return auth_error()
-    if status == 429:
-        return error(429, 20429, "Too Many Requests")
-    if status >= 500:
-        return error(status, 20500, "Internal Server Error")
-    try:
-        phrase = HTTPStatus(status).phrase
-    except ValueError:
-        phrase = "Request failed"
-    return error(status, 20000 + status, phrase)
-
-
-def authenticate(ctx: SimContext, headers: Headers) -> Tenant | None:
-    creds = basic_credentials(headers)
-    if creds is None:
-        return None
-    sid, token = creds
-    for tenant in ctx.all_tenants():
-        account = tenant.twilio
-        if account is not None and account.account_sid == sid:
-            expected = account.auth_token.get_secret_value().encode()
-            return tenant if hmac.compare_digest(expected, token.encode()) else None
-    return None
-
-
-SPEC = ProviderSpec(name="twilio", authenticate=authenticate, error_for_status=error_for_status)
 
 
 def _address(value: str) -> str:
@@ -193,7 +145,7 @@ def view(message: StoredSms, now: float) -> dict[str, Any]:
 
 
 def _create_message(ctx: SimContext, call: Call) -> Response:
-    account_sid = _account_sid(call)
+    account_sid = authorized_sid(call)
     if isinstance(account_sid, Response):
         return account_sid
     is_form = (
@@ -207,15 +159,6 @@ def _create_message(ctx: SimContext, call: Call) -> Response:
     resource = message_resource(account_sid, fields, created)
     ctx.state.sms.setdefault(account_sid, []).append(StoredSms(resource, created))
     return JSONResponse(resource, status_code=201)
-
-
-def _account_sid(call: Call) -> str | Response:
-    """The path's account SID when the credentials are that account's; else Twilio's error."""
-    tenant = call.tenant
-    if tenant is None or tenant.twilio is None:
-        return auth_error()
-    path_sid = str(call.request.path_params["account_sid"])
-    return path_sid if path_sid == tenant.twilio.account_sid else _not_found(call)
 
 
 # --- reading messages back ----------------------------------------------------------
@@ -301,7 +244,7 @@ def _page_start(items: list[dict[str, Any]], query: ListQuery) -> int:
 
 
 def _list_messages(ctx: SimContext, call: Call) -> Response:
-    account_sid = _account_sid(call)
+    account_sid = authorized_sid(call)
     if isinstance(account_sid, Response):
         return account_sid
     try:
@@ -337,20 +280,18 @@ def _list_messages(ctx: SimContext, call: Call) -> Response:
 
 
 def _fetch_message(ctx: SimContext, call: Call) -> Response:
-    account_sid = _account_sid(call)
+    account_sid = authorized_sid(call)
     if isinstance(account_sid, Response):
         return account_sid
     sid = call.request.path_params["message_sid"]
     for message in ctx.state.sms.get(account_sid, []):
         if message.resource["sid"] == sid:
             return JSONResponse(view(message, ctx.state.clock()))
-    return _not_found(call)
+    return not_found(call)
 
 
-def _not_found(call: Call) -> Response:
-    # The path as Twilio sees it, without the simulator's "/twilio" mount prefix.
-    path = call.request.url.path.removeprefix(call.request.scope.get("root_path", ""))
-    return error(404, 20404, f"The requested resource {path} was not found")
+# Where the simulator server serves this provider (its declaration's simulator path).
+MOUNT = "/twilio"
 
 
 def routes(ctx: SimContext) -> list[BaseRoute]:
@@ -371,10 +312,15 @@ def routes(ctx: SimContext) -> list[BaseRoute]:
             provider_endpoint(ctx, SPEC, partial(_fetch_message, ctx)),
             methods=["GET"],
         ),
+        Route(
+            f"/{API_VERSION}/Accounts/{{account_sid}}.json",
+            provider_endpoint(ctx, SPEC, partial(fetch_account, ctx)),
+            methods=["GET"],
+        ),
         # Last: every other path is Twilio's 404.
         Route(
             "/{path:path}",
-            provider_endpoint(ctx, SPEC, _not_found, faultable=False),
+            provider_endpoint(ctx, SPEC, not_found, faultable=False),
             methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
         ),
     ]

@@ -11,21 +11,25 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+import orjson
 import structlog
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from core.audit import AuditSink, Exchange, KafkaAuditSink, inbound_record
 from core.kafka import AsyncProducer, DeliveryFailedError, event_headers, producer_config
 from core.settings import Settings
 from core.tenants import TenantDirectory
 from core.topics import RAW_WEBHOOKS
 from schemas.codec import Codec, make_codec
-from schemas.events import RawWebhook, encode_event
-from webhook_ingress.decision import Rejection, accept, check_headers, check_route
+from schemas.events import AuditOutcome, RawWebhook, encode_event, utcnow
+from webhook_ingress.decision import SOURCE, Rejection, accept, check_headers, check_route
 
 log = structlog.get_logger("webhook_ingress")
 
@@ -56,12 +60,44 @@ async def _read_limited(request: Request, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
+@dataclass
+class _Seen:
+    """What one delivery showed before it was answered: for its audit record."""
+
+    body: bytes = b""
+    event: RawWebhook | None = None  # set once the delivery is verified and accepted
+
+
+def _outcome(status: int) -> AuditOutcome:
+    if status < 300:
+        return AuditOutcome.ACCEPTED
+    return AuditOutcome.ERROR if status >= 500 else AuditOutcome.REFUSED
+
+
+def _reason(response: Response) -> str | None:
+    if response.status_code < 300:
+        return None
+    try:
+        answer = orjson.loads(bytes(response.body))
+    except orjson.JSONDecodeError:
+        return None
+    return str(answer.get("error")) if isinstance(answer, dict) else None
+
+
 class Ingress:
-    def __init__(self, settings: Settings, tenants: TenantDirectory, codec: Codec) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        tenants: TenantDirectory,
+        codec: Codec,
+        audit: AuditSink | None = None,
+    ) -> None:
         self.settings = settings
         self.tenants = tenants
         self.codec = codec
         self.producer: AsyncProducer | None = None
+        self.audit = audit
+        self._owns_audit = audit is None
 
     def start(self) -> None:
         self.producer = AsyncProducer(
@@ -74,12 +110,59 @@ class Ingress:
                 },
             )
         )
+        if self.audit is None:
+            self.audit = KafkaAuditSink(self.settings, self.codec, client_id=f"{SOURCE}-audit")
 
     def stop(self) -> None:
         if self.producer is not None:
             self.producer.close()
+        if self.audit is not None and self._owns_audit:
+            self.audit.close()
 
     async def receive(self, request: Request) -> Response:
+        """Every delivery answered, accepted or refused, goes to the audit trail."""
+        started, at, seen = time.perf_counter(), utcnow(), _Seen()
+        response = await self._receive(request, seen)
+        self._audit(request, seen, response, (time.perf_counter() - started) * 1000, at)
+        return response
+
+    def _audit(
+        self, request: Request, seen: _Seen, response: Response, ms: float, at: datetime
+    ) -> None:
+        if self.audit is None:
+            return
+        tenant_id, event = str(request.path_params["tenant"])[:64], seen.event
+        tenant = self.tenants.get(tenant_id)
+        try:
+            exchange = Exchange(
+                method=request.method,
+                url=str(request.url),
+                request_headers=dict(request.headers),
+                request_body=seen.body,
+                status=response.status_code,
+                response_headers=dict(response.headers),
+                response_body=bytes(response.body),
+                duration_ms=ms,
+                at=at,
+            )
+            entry = inbound_record(
+                tenant_id,
+                exchange,
+                provider=str(request.path_params["provider"]),
+                operation=(event.provider_event_type if event else None) or "webhook",
+                outcome=_outcome(response.status_code),
+                source=SOURCE,
+                body_limit=self.settings.audit_body_limit,
+                correlation_id=event.header.correlation_id if event else None,
+                provider_event_id=event.provider_event_id if event else None,
+                error=_reason(response),
+                secrets=tenant.secret_values() if tenant else (),
+            )
+            self.audit.record(entry)
+        except Exception as exc:  # the audit trail records the answer; it never changes it
+            log.warning("audit.not_recorded", error=f"{type(exc).__name__}: {exc}")
+
+    async def _receive(self, request: Request, seen: _Seen) -> Response:
         provider = request.path_params["provider"]
         tenant = request.path_params["tenant"]
         context = {
@@ -98,9 +181,11 @@ class Ingress:
         body = await _read_limited(request, limit)
         if body is None:
             return _reject(Rejection(413, f"body over {limit} bytes"), **context)
+        seen.body = body
         outcome = accept(provider, tenant, route, headers, body)
         if isinstance(outcome, Rejection):
             return _reject(outcome, **context)
+        seen.event = outcome
         return await self._persist(outcome, context)
 
     async def _persist(self, event: RawWebhook, context: dict[str, Any]) -> Response:
@@ -154,9 +239,13 @@ async def healthz(_request: Request) -> Response:
 
 
 def create_app(
-    settings: Settings, tenants: TenantDirectory, codec: Codec | None = None
+    settings: Settings,
+    tenants: TenantDirectory,
+    codec: Codec | None = None,
+    audit: AuditSink | None = None,
 ) -> Starlette:
-    ingress = Ingress(settings, tenants, codec or make_codec(settings.schema_registry_url))
+    """`audit`: where every answered delivery is recorded (default: hub.audit.v1)."""
+    ingress = Ingress(settings, tenants, codec or make_codec(settings.schema_registry_url), audit)
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:

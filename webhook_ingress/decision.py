@@ -15,7 +15,7 @@ import orjson
 
 from core.tenants import TenantDirectory
 from schemas.events import EventHeader, RawWebhook, utcnow
-from webhook_ingress.signatures import VERIFIERS
+from webhook_ingress.signatures import verifier_for
 
 SOURCE = "webhook-ingress"
 # Never copied into the raw record: they may carry credentials of their own.
@@ -36,15 +36,16 @@ def is_json_content_type(value: str | None) -> bool:
     return media_type == "application/json" or media_type.endswith("+json")
 
 
-def check_route(provider: str, tenant: str, tenants: TenantDirectory) -> Rejection | str:
-    """The tenant's webhook secret for this provider, or why there is none."""
-    if provider not in VERIFIERS:
+def check_route(provider: str, tenant: str, tenants: TenantDirectory) -> Rejection | list[str]:
+    """The webhook secrets of the tenant's accounts with this provider (primary
+    first: a delivery signed by any of them is theirs), or why there are none."""
+    if verifier_for(provider) is None:
         return Rejection(404, f"unknown provider {provider!r}")
-    account = tenants.get(tenant)
-    secret = account.webhook_secret(provider) if account else None
-    if secret is None:
+    known = tenants.get(tenant)
+    secrets = [s.get_secret_value() for s in known.webhook_secrets(provider)] if known else []
+    if not secrets:
         return Rejection(404, f"unknown tenant {tenant!r} for {provider}")
-    return secret.get_secret_value()
+    return secrets
 
 
 def check_headers(headers: Mapping[str, str], max_body: int) -> Rejection | None:
@@ -62,16 +63,17 @@ def check_headers(headers: Mapping[str, str], max_body: int) -> Rejection | None
 def accept(
     provider: str,
     tenant: str,
-    secret: str,
+    secrets: list[str],
     headers: Mapping[str, str],
     body: bytes,
     *,
     received_at: datetime | None = None,
 ) -> RawWebhook | Rejection:
-    verifier = VERIFIERS[provider]
+    verifier = verifier_for(provider)
+    assert verifier is not None, "check_route admitted the provider"
     if not headers.get(verifier.signature_header):
         return Rejection(401, "missing signature", security=True)
-    if not verifier.verify(body, headers, secret):
+    if not any(verifier.verify(body, headers, secret) for secret in secrets):
         return Rejection(401, "signature does not match the body", security=True)
     try:
         parsed = orjson.loads(body)

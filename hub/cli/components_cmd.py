@@ -6,8 +6,9 @@ import typer
 from rich.table import Table
 
 from core.ports import port_is_free
-from core.topics import CONNECTOR_PROVIDERS, commands_topic, results_topic
+from core.topics import commands_topic, results_topic
 from hub.cli.common import console, fail, settings
+from providers import names as provider_names
 
 ingress = typer.Typer(help="The webhook ingress (ASGI, uvicorn).", no_args_is_help=True)
 processors = typer.Typer(
@@ -35,8 +36,8 @@ def serve_ingress(
     """Serve POST /webhooks/{provider}/{tenant}, /healthz and /readyz."""
     import uvicorn
 
+    from catalog.view import CatalogUnavailableError, CatalogView
     from core.logging import configure_logging
-    from core.tenants import TenantConfigError, load_tenants
     from webhook_ingress import create_app
 
     s = settings().model_copy(
@@ -45,8 +46,8 @@ def serve_ingress(
     _require_free(s.ingress_port, "HUB_INGRESS_PORT")
     configure_logging(s.log_level, s.log_format, component="webhook-ingress")
     try:
-        tenants = load_tenants(s)
-    except TenantConfigError as exc:
+        tenants = CatalogView.start(s)
+    except CatalogUnavailableError as exc:
         fail(str(exc))
     uvicorn.run(
         create_app(s, tenants),
@@ -77,10 +78,10 @@ def run_connectors(
     """Consume each provider's command topic and call its API."""
     from connectors.runner import run
 
-    chosen = provider or list(CONNECTOR_PROVIDERS)
-    unknown = sorted(set(chosen) - set(CONNECTOR_PROVIDERS))
+    chosen = provider or list(provider_names())
+    unknown = sorted(set(chosen) - set(provider_names()))
     if unknown:
-        fail(f"no connector for {', '.join(unknown)}; known: {', '.join(CONNECTOR_PROVIDERS)}")
+        fail(f"no connector for {', '.join(unknown)}; known: {', '.join(provider_names())}")
     run(settings(), chosen)
 
 
@@ -95,15 +96,15 @@ def run_retries() -> None:
 @connectors.command("list")
 def list_connectors() -> None:
     """Show every provider adapter, its category and topics."""
-    from connectors.registry import PROVIDERS
+    import providers
 
     s = settings()
     table = Table("provider", "category", "base URL", "commands", "results")
-    for name, adapter in PROVIDERS.items():
+    for name, declared in providers.registry().items():
         table.add_row(
             name,
-            adapter.category,
-            getattr(s, f"{name}_base_url"),
+            declared.category,
+            providers.base_url(s, name),
             commands_topic(name),
             results_topic(name),
         )

@@ -12,11 +12,11 @@ from confluent_kafka.admin import AdminClient
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from core.kafka import admin_config
-from core.topics import all_stages
 from hub.cli.common import console, fail, settings
 from hub.dlq.actions import ORIGINAL, RETRY
 from hub.dlq.model import BadIdError, DlqFilter, DlqRecord, Status, parse_id, parse_when
 from hub.dlq.store import load_dead_letters
+from providers import stages as all_stages
 from schemas.codec import DecodeError, make_codec
 from schemas.events import decode_event
 

@@ -9,8 +9,9 @@ from rich.table import Table
 
 from core.kafka import admin_config
 from core.topic_admin import Action, apply_catalog
-from core.topics import DAY_MS, catalog_for
+from core.topics import DAY_MS
 from hub.cli.common import console, fail, settings
+from providers import topics as topic_catalog
 
 app = typer.Typer(help="Create and inspect the hub's topics.", no_args_is_help=True)
 
@@ -24,7 +25,7 @@ def list_() -> None:
     """Show the catalog: every topic, its key, schema and retention."""
     s = settings()
     table = Table("topic", "key", "value schema", "partitions", "retention", "cleanup")
-    for spec in catalog_for(s):
+    for spec in topic_catalog(s):
         table.add_row(
             spec.name,
             spec.key,
@@ -43,7 +44,7 @@ def apply() -> None:
     try:
         plans = apply_catalog(
             AdminClient(admin_config(s)),
-            catalog_for(s),
+            topic_catalog(s),
             s.topic_partitions,
             s.topic_replication_factor,
         )

@@ -25,9 +25,10 @@ from typing import Any
 from connectors.tiers import RetryHistory, ToTier, tier_headers, without_retry_headers
 from core.kafka import Headers, Record, event_record, transactional_config
 from core.settings import Settings
-from core.topics import CONNECTOR_PROVIDERS, DLQ_AUDIT, DLQ_STATE, retry_topic
+from core.topics import DLQ_AUDIT, DLQ_STATE, retry_topic
 from core.transactions import Transactor
 from hub.dlq.model import DlqRecord
+from providers import names as provider_names
 from schemas.codec import Codec
 from schemas.events import (
     DeadLetterState,
@@ -57,7 +58,7 @@ def actor() -> str:
 
 def provider_of_stage(stage: str) -> str | None:
     name = stage.removeprefix("connector-")
-    return name if stage.startswith("connector-") and name in CONNECTOR_PROVIDERS else None
+    return name if stage.startswith("connector-") and name in provider_names() else None
 
 
 def target_topic(record: DlqRecord, to: str, settings: Settings) -> str:

@@ -20,7 +20,8 @@ from confluent_kafka import Consumer, KafkaException, Producer
 from core.kafka import event_headers, producer_config, watermarks
 from core.logging import configure_logging
 from core.settings import Settings
-from core.topics import ALERTS, all_stages, dlq_topic, stage_of_dlq
+from core.topics import ALERTS, dlq_topic, stage_of_dlq
+from providers import stages as all_stages
 from schemas.codec import Codec, make_codec
 from schemas.events import Alert, EventHeader, Severity, encode_event
 

@@ -9,8 +9,9 @@ from confluent_kafka import Message
 
 from core.kafka import read_one, read_to_end
 from core.settings import Settings
-from core.topics import DLQ_STATE, all_stages, dlq_topic
+from core.topics import DLQ_STATE, dlq_topic
 from hub.dlq.model import DlqRecord, dead_letter_id, parse_id
+from providers import stages as all_stages
 from schemas.codec import Codec, DecodeError
 from schemas.events import DeadLetter, DeadLetterState, decode_as
 

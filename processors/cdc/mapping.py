@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from core.topics import CONNECTOR_PROVIDERS
+from providers import names as provider_names
 from schemas.events import (
     ConnectorCommand,
     EventHeader,
@@ -83,7 +83,7 @@ def _target(raw: dict[str, Any]) -> Target:
         )
     except KeyError as exc:
         raise MappingError(f"sync target {raw.get('name', '?')} has no {exc}") from None
-    if target.provider not in CONNECTOR_PROVIDERS:
+    if target.provider not in provider_names():
         raise MappingError(f"{target.name}: unknown provider {target.provider!r}")
     if target.operation not in PAYLOADS:
         raise MappingError(

@@ -138,6 +138,8 @@ class ConnectorCommand(Event):
     ordering_key: str | None = None
     # Where this command stands among its ordering key's (a change's LSN).
     ordering_version: int | None = None
+    # The tenant's account to use (its label); None: the provider's primary.
+    account: str | None = None
 
     @property
     def operation(self) -> str:

@@ -1,6 +1,7 @@
 """Twilio Programmable Messaging: POST /2010-04-01/Accounts/{sid}/Messages.json.
 
 HTTP Basic with the account SID and auth token, form-encoded To/From/Body.
+Test connection: GET /2010-04-01/Accounts/{sid}.json, the account itself.
 
 Twilio takes no idempotency key. The connector's ledger (the compacted results
 topic) keeps a command whose result was recorded from being sent again; for an
@@ -29,20 +30,21 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from connectors.base import (
+from core.settings import Settings
+from core.tenants import Tenant
+from providers.base import (
     Category,
     Delivered,
-    MissingCredentialsError,
     Outcome,
     RetryLater,
     basic_auth,
     classify_failure,
     json_or_empty,
 )
-from connectors.lookup import Found, LookupOutcome, NextPage, NotFound, as_utc, query_failed
-from core.settings import Settings
-from core.tenants import Tenant, TwilioAccount
+from providers.lookup import Found, LookupOutcome, NextPage, NotFound, as_utc, query_failed
+from providers.spec import API, Provider
 from schemas.events import ConnectorCommand, SendSms
 
 API_PATH = "/2010-04-01/Accounts/"
@@ -53,10 +55,16 @@ CLOCK_SKEW = timedelta(minutes=5)
 _NUMBER_PUNCTUATION = re.compile(r"[\s().-]")
 
 
-def _account(tenant: Tenant) -> TwilioAccount:
-    if tenant.twilio is None:
-        raise MissingCredentialsError(f"tenant {tenant.id!r} has no Twilio account")
-    return tenant.twilio
+class TwilioAccount(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    account_sid: str = Field(pattern=r"^AC\w+$")
+    auth_token: SecretStr
+    from_number: str
+
+
+def _account(tenant: Tenant, command: ConnectorCommand) -> TwilioAccount:
+    return tenant.account("twilio", TwilioAccount, command.account)
 
 
 def _auth(account: TwilioAccount) -> dict[str, str]:
@@ -89,7 +97,7 @@ class Twilio:
     def build_request(
         self, command: ConnectorCommand, payload: SendSms, tenant: Tenant, base_url: str
     ) -> httpx.Request:
-        account = _account(tenant)
+        account = _account(tenant, command)
         form = {"To": payload.to, "From": account.from_number, "Body": payload.text}
         return httpx.Request(
             "POST", _messages_url(base_url, account), data=form, headers=_auth(account)
@@ -104,7 +112,9 @@ class Twilio:
         since: datetime,
     ) -> httpx.Request:
         day_before = (as_utc(since) - timedelta(days=1)).date()
-        return self._list_request(base_url, _account(tenant), payload, day_before.isoformat())
+        return self._list_request(
+            base_url, _account(tenant, command), payload, day_before.isoformat()
+        )
 
     def _list_request(
         self, base_url: str, account: TwilioAccount, payload: SendSms, sent_after: str | None
@@ -143,10 +153,14 @@ class Twilio:
                 return Found(
                     str(sid) if sid else None, {"status": str(message.get("status") or "")}
                 )
-        return self._read_on(response, body, payload, tenant)
+        return self._read_on(response, body, payload, _account(tenant, command))
 
     def _read_on(
-        self, response: httpx.Response, body: dict[str, object], payload: SendSms, tenant: Tenant
+        self,
+        response: httpx.Response,
+        body: dict[str, object],
+        payload: SendSms,
+        account: TwilioAccount,
     ) -> LookupOutcome:
         """The next page; after the DateSent-filtered list, the unfiltered one (unsent messages)."""
         # NextPage needs the base URL, which read_lookup is not given: it is the part of
@@ -155,7 +169,6 @@ class Twilio:
         if API_PATH not in url:
             raise ValueError(f"not an answer to a Twilio message list: {url}")
         base_url = url[: url.index(API_PATH)]
-        account = _account(tenant)
         next_page = body.get("next_page_uri")
         if isinstance(next_page, str) and next_page:
             return NextPage(httpx.Request("GET", base_url + next_page, headers=_auth(account)))
@@ -163,7 +176,15 @@ class Twilio:
             return NextPage(self._list_request(base_url, account, payload, None))
         return NotFound()
 
-    def auth(self, tenant: Tenant, settings: Settings) -> httpx.Auth | None:
+    def probe_request(self, tenant: Tenant, label: str | None, base_url: str) -> httpx.Request:
+        """Fetch the account resource: only its own SID and token may read it."""
+        account = tenant.account("twilio", TwilioAccount, label)
+        url = f"{base_url.rstrip('/')}{API_PATH}{account.account_sid}.json"
+        return httpx.Request("GET", url, headers=_auth(account))
+
+    def auth(
+        self, tenant: Tenant, settings: Settings, label: str | None = None
+    ) -> httpx.Auth | None:
         return None  # credentials travel in build_request's headers
 
     def classify(self, response: httpx.Response) -> Outcome:
@@ -180,3 +201,16 @@ class Twilio:
         code = body.get("code")
         message = str(body.get("message") or response.reason_phrase or "error")
         return classify_failure(response, message, str(code) if code is not None else None)
+
+
+PROVIDER = Provider(
+    name="twilio",
+    title="Twilio",
+    category=Twilio.category,
+    account_model=TwilioAccount,
+    adapter=Twilio(),
+    base_urls={API: "https://api.twilio.com"},
+    simulator_paths={API: "/twilio"},
+    summary="SMS: Programmable Messaging, with message lookups for in-doubt sends",
+    docs_url="https://www.twilio.com/docs/messaging/api/message-resource",
+)

@@ -37,9 +37,9 @@ import httpx
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from pydantic import BaseModel, ConfigDict, SecretStr
 
-from connectors.base import RETRYABLE_STATUSES, AuthError, json_or_empty, parse_retry_after
-from core.tenants import GoogleServiceAccount
+from providers.base import RETRYABLE_STATUSES, AuthError, json_or_empty, parse_retry_after
 
 JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 ASSERTION_LIFETIME = 3600  # the longest Google accepts
@@ -47,6 +47,21 @@ REFRESH_MARGIN = 60.0  # a token this close to expiry is fetched again
 DEFAULT_EXPIRES_IN = 3600
 
 Clock = Callable[[], float]
+
+
+# Google's OAuth 2.0 token endpoint, where service-account JWTs become access tokens.
+TOKEN_URL = "https://oauth2.googleapis.com/token"  # noqa: S105 - a URL, not a secret
+TOKEN = "token"  # noqa: S105 - the name of that base URL in a provider's declaration
+
+
+class GoogleServiceAccount(BaseModel):
+    """A Google Cloud service account: the hub signs a JWT with its key to get an access token."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    client_email: str
+    private_key: SecretStr  # PEM, RSA
+    private_key_id: str = ""
 
 
 class TokenUnavailableError(httpx.TransportError):
@@ -225,13 +240,18 @@ class GoogleServiceAccountAuth(httpx.Auth):
             self._private_key = load_private_key(self._private_key_pem)
         return jwt_assertion(self.claims(), self._private_key, self.private_key_id)
 
-    def token_request(self) -> httpx.Request:
-        return httpx.Request(
+    def token_request(self, api_request: httpx.Request | None = None) -> httpx.Request:
+        token_request = httpx.Request(
             "POST",
             self.token_url,
             data={"grant_type": JWT_BEARER_GRANT, "assertion": self.assertion()},
             headers={"Accept": "application/json"},
         )
+        # httpx applies timeouts to the request given to send(), not to the ones an
+        # auth flow yields: without this a stuck token endpoint would hang the call.
+        if api_request is not None and "timeout" in api_request.extensions:
+            token_request.extensions["timeout"] = api_request.extensions["timeout"]
+        return token_request
 
     def cached_token(self) -> AccessToken | None:
         """The cached token, if it is good for more than another minute."""
@@ -274,7 +294,7 @@ class GoogleServiceAccountAuth(httpx.Auth):
             with self._thread_lock:  # one token request at a time; the others reuse it
                 token = self.cached_token()
                 if token is None:
-                    token_response = yield self.token_request()
+                    token_response = yield self.token_request(request)
                     token_response.read()
                     token = self.accept(token_response)
             response = yield self.authorized(request, token)
@@ -290,7 +310,7 @@ class GoogleServiceAccountAuth(httpx.Auth):
             async with self._loop_lock():
                 token = self.cached_token()
                 if token is None:
-                    token_response = yield self.token_request()
+                    token_response = yield self.token_request(request)
                     await token_response.aread()
                     token = self.accept(token_response)
             response = yield self.authorized(request, token)
@@ -309,7 +329,7 @@ class ServiceAccountAuths:
         self.scopes = tuple(scopes)
         self.clock = clock
         self._auths: dict[
-            tuple[str, str], tuple[GoogleServiceAccount, GoogleServiceAccountAuth]
+            tuple[str, str, str, str], tuple[GoogleServiceAccount, GoogleServiceAccountAuth]
         ] = {}
 
     def get(
@@ -319,7 +339,7 @@ class ServiceAccountAuths:
         token_url: str,
         subject: str | None = None,
     ) -> GoogleServiceAccountAuth:
-        key = (tenant_id, token_url)
+        key = (tenant_id, account.client_email, token_url, subject or "")
         cached = self._auths.get(key)
         if cached is not None and cached[0] == account and cached[1].subject == subject:
             return cached[1]

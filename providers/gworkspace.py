@@ -9,6 +9,10 @@ Google's errors: `{"error": {"code", "message", "status", "errors": [{"reason"}]
 The Directory API answers rate limiting with 403 `rateLimitExceeded` /
 `userRateLimitExceeded` (not 429), and Google asks callers to back off and retry
 those, so they are RetryLater like a 429.
+
+Test connection: GET /admin/directory/v1/users/{admin_email}, the admin the service
+account acts for: it proves the key (token exchange), the delegation (`sub`) and the
+scope at once, and changes nothing.
 """
 
 from __future__ import annotations
@@ -19,23 +23,29 @@ from urllib.parse import quote
 
 import httpx
 
-from connectors.base import (
+import providers
+from core.settings import Settings
+from core.tenants import Tenant
+from providers.base import (
     Category,
     Delivered,
-    MissingCredentialsError,
     Outcome,
     RetryLater,
     classify_failure,
     json_or_empty,
     parse_retry_after,
 )
-from connectors.google_auth import Clock, ServiceAccountAuths
-from core.settings import Settings
-from core.tenants import GoogleWorkspaceAccount, Tenant
+from providers.google_auth import TOKEN, TOKEN_URL, Clock, GoogleServiceAccount, ServiceAccountAuths
+from providers.spec import API, Provider
 from schemas.events import ConnectorCommand, UpdateDirectoryUser
 
 SCOPES = ("https://www.googleapis.com/auth/admin.directory.user",)
 RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
+
+
+class GoogleWorkspaceAccount(GoogleServiceAccount):
+    # Domain-wide delegation: the admin the service account acts for.
+    admin_email: str
 
 
 class GoogleWorkspace:
@@ -53,7 +63,7 @@ class GoogleWorkspace:
         tenant: Tenant,
         base_url: str,
     ) -> httpx.Request:
-        self._account(tenant)
+        self._account(tenant, command.account)
         phones: list[dict[str, Any]] = (
             [{"value": payload.mobile_phone, "type": "mobile", "primary": True}]
             if payload.mobile_phone
@@ -66,11 +76,17 @@ class GoogleWorkspace:
             json={"phones": phones},
         )
 
-    def auth(self, tenant: Tenant, settings: Settings) -> httpx.Auth | None:
-        account = self._account(tenant)
-        return self._auths.get(
-            tenant.id, account, settings.google_token_url, subject=account.admin_email
-        )
+    def probe_request(self, tenant: Tenant, label: str | None, base_url: str) -> httpx.Request:
+        """Read the delegated admin's own user: the token flow (auth) adds the credentials."""
+        admin = quote(self._account(tenant, label).admin_email, safe="@")
+        return httpx.Request("GET", f"{base_url.rstrip('/')}/admin/directory/v1/users/{admin}")
+
+    def auth(
+        self, tenant: Tenant, settings: Settings, label: str | None = None
+    ) -> httpx.Auth | None:
+        account = self._account(tenant, label)
+        token_url = providers.base_url(settings, self.name, TOKEN)
+        return self._auths.get(tenant.id, account, token_url, subject=account.admin_email)
 
     def classify(self, response: httpx.Response) -> Outcome:
         body = json_or_empty(response)
@@ -99,7 +115,18 @@ class GoogleWorkspace:
         return classify_failure(response, message, code)
 
     @staticmethod
-    def _account(tenant: Tenant) -> GoogleWorkspaceAccount:
-        if tenant.gworkspace is None:
-            raise MissingCredentialsError(f"tenant {tenant.id!r} has no Google Workspace account")
-        return tenant.gworkspace
+    def _account(tenant: Tenant, label: str | None) -> GoogleWorkspaceAccount:
+        return tenant.account("gworkspace", GoogleWorkspaceAccount, label)
+
+
+PROVIDER = Provider(
+    name="gworkspace",
+    title="Google Workspace",
+    category=GoogleWorkspace.category,
+    account_model=GoogleWorkspaceAccount,
+    adapter=GoogleWorkspace(),
+    base_urls={API: "https://admin.googleapis.com", TOKEN: TOKEN_URL},
+    simulator_paths={API: "/gworkspace", TOKEN: "/google/oauth2/token"},
+    summary="Directory: Admin SDK users (phones), service account with domain-wide delegation",
+    docs_url="https://developers.google.com/admin-sdk/directory/reference/rest/v1/users",
+)

@@ -13,6 +13,10 @@ FCM's errors are Google's shape plus an FCM code in `details[].errorCode`
 (UNREGISTERED, INVALID_ARGUMENT, QUOTA_EXCEEDED, UNAVAILABLE, ...). Whether to
 retry follows the HTTP status (QUOTA_EXCEEDED comes as 429 with Retry-After,
 UNAVAILABLE as 503); the code is kept for the result.
+
+Test connection: the same send with `"validate_only": true` to a topic nobody
+subscribes to. FCM checks the token, the project and the message and answers as
+for a send, but delivers nothing (FCM has no read-only call to test with).
 """
 
 from __future__ import annotations
@@ -23,25 +27,31 @@ from urllib.parse import quote
 
 import httpx
 
-from connectors.base import (
+import providers
+from core.settings import Settings
+from core.tenants import Tenant
+from providers.base import (
     Category,
     Delivered,
-    MissingCredentialsError,
     Outcome,
     classify_failure,
     json_or_empty,
 )
-from connectors.google_auth import Clock, ServiceAccountAuths
-from core.settings import Settings
-from core.tenants import FcmAccount, Tenant
+from providers.google_auth import TOKEN, TOKEN_URL, Clock, GoogleServiceAccount, ServiceAccountAuths
+from providers.spec import API, Provider
 from schemas.events import ConnectorCommand, SendPush
 
 SCOPES = ("https://www.googleapis.com/auth/firebase.messaging",)
+PROBE_TOPIC = "hub-connection-test"
 
 
 def collapse_tag(idempotency_key: str) -> str:
     """The same for every send of one command; apns-collapse-id allows 64 bytes."""
     return "hub-" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
+
+
+class FcmAccount(GoogleServiceAccount):
+    project_id: str
 
 
 class Fcm:
@@ -55,7 +65,7 @@ class Fcm:
     def build_request(
         self, command: ConnectorCommand, payload: SendPush, tenant: Tenant, base_url: str
     ) -> httpx.Request:
-        account = self._account(tenant)
+        account = self._account(tenant, command.account)
         tag = collapse_tag(command.idempotency_key)
         body = {
             "message": {
@@ -71,8 +81,25 @@ class Fcm:
             "POST", f"{base_url.rstrip('/')}/v1/projects/{project}/messages:send", json=body
         )
 
-    def auth(self, tenant: Tenant, settings: Settings) -> httpx.Auth | None:
-        return self._auths.get(tenant.id, self._account(tenant), settings.google_token_url)
+    def probe_request(self, tenant: Tenant, label: str | None, base_url: str) -> httpx.Request:
+        """A validate-only send: checked by FCM like a real one, delivered to nobody."""
+        project = quote(self._account(tenant, label).project_id, safe="")
+        body = {
+            "validate_only": True,
+            "message": {
+                "topic": PROBE_TOPIC,
+                "notification": {"title": "Connection test", "body": "Not delivered"},
+            },
+        }
+        return httpx.Request(
+            "POST", f"{base_url.rstrip('/')}/v1/projects/{project}/messages:send", json=body
+        )
+
+    def auth(
+        self, tenant: Tenant, settings: Settings, label: str | None = None
+    ) -> httpx.Auth | None:
+        token_url = providers.base_url(settings, self.name, TOKEN)
+        return self._auths.get(tenant.id, self._account(tenant, label), token_url)
 
     def classify(self, response: httpx.Response) -> Outcome:
         body = json_or_empty(response)
@@ -96,7 +123,18 @@ class Fcm:
         )
 
     @staticmethod
-    def _account(tenant: Tenant) -> FcmAccount:
-        if tenant.fcm is None:
-            raise MissingCredentialsError(f"tenant {tenant.id!r} has no Firebase (FCM) account")
-        return tenant.fcm
+    def _account(tenant: Tenant, label: str | None) -> FcmAccount:
+        return tenant.account("fcm", FcmAccount, label)
+
+
+PROVIDER = Provider(
+    name="fcm",
+    title="Firebase Cloud Messaging",
+    category=Fcm.category,
+    account_model=FcmAccount,
+    adapter=Fcm(),
+    base_urls={API: "https://fcm.googleapis.com", TOKEN: TOKEN_URL},
+    simulator_paths={API: "/fcm", TOKEN: "/google/oauth2/token"},
+    summary="Push: FCM HTTP v1 to a topic, with a collapse tag per command",
+    docs_url="https://firebase.google.com/docs/reference/fcm/rest/v1/projects.messages",
+)

@@ -8,6 +8,10 @@ The gateway answers `{"type": "success", "message": ...}` or
 `{"type": "error", "message": ...}`, and it sometimes reports an error with
 HTTP 200: only `type: success` counts as delivered; a 200 with an error is
 Rejected (a 200 is never worth retrying).
+
+Test connection: GET /v1/account with the same `authkey`: the key's own account
+(`{"type": "success", "account": {...}}`), changing no contact. The probe reads the
+HTTP status: the gateway refuses a bad key with 401 `{"type": "error", ...}`.
 """
 
 from __future__ import annotations
@@ -15,18 +19,25 @@ from __future__ import annotations
 import json
 
 import httpx
+from pydantic import BaseModel, ConfigDict, SecretStr
 
-from connectors.base import (
+from core.settings import Settings
+from core.tenants import Tenant
+from providers.base import (
     Category,
     Delivered,
-    MissingCredentialsError,
     Outcome,
     classify_failure,
     json_or_empty,
 )
-from core.settings import Settings
-from core.tenants import Tenant
+from providers.spec import API, Provider
 from schemas.events import ConnectorCommand, UpdateSmsContact
+
+
+class SmsGatewayAccount(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    api_key: SecretStr
 
 
 class SmsGateway:
@@ -37,9 +48,7 @@ class SmsGateway:
     def build_request(
         self, command: ConnectorCommand, payload: UpdateSmsContact, tenant: Tenant, base_url: str
     ) -> httpx.Request:
-        account = tenant.smsgateway
-        if account is None:
-            raise MissingCredentialsError(f"tenant {tenant.id!r} has no SMS gateway API key")
+        account = tenant.account("smsgateway", SmsGatewayAccount, command.account)
         return httpx.Request(
             "POST",
             f"{base_url.rstrip('/')}/v1/contacts/update",
@@ -47,7 +56,18 @@ class SmsGateway:
             headers={"authkey": account.api_key.get_secret_value()},
         )
 
-    def auth(self, tenant: Tenant, settings: Settings) -> httpx.Auth | None:
+    def probe_request(self, tenant: Tenant, label: str | None, base_url: str) -> httpx.Request:
+        """The key's own account: a read that changes no contact."""
+        account = tenant.account("smsgateway", SmsGatewayAccount, label)
+        return httpx.Request(
+            "GET",
+            f"{base_url.rstrip('/')}/v1/account",
+            headers={"authkey": account.api_key.get_secret_value()},
+        )
+
+    def auth(
+        self, tenant: Tenant, settings: Settings, label: str | None = None
+    ) -> httpx.Auth | None:
         return None  # credentials travel in build_request's headers
 
     def classify(self, response: httpx.Response) -> Outcome:
@@ -68,3 +88,16 @@ def _student_of(response: httpx.Response) -> str | None:
         return None
     student_id = sent.get("studentId") if isinstance(sent, dict) else None
     return str(student_id) if student_id is not None else None
+
+
+PROVIDER = Provider(
+    name="smsgateway",
+    title="SMS gateway contact book",
+    category=SmsGateway.category,
+    account_model=SmsGatewayAccount,
+    adapter=SmsGateway(),
+    base_urls={API: "https://api.smsgateway.example"},
+    simulator_paths={API: "/smsgateway"},
+    summary="The SMS gateway's contact book: guardian phones (seed 003)",
+    docs_url="",
+)

@@ -20,10 +20,24 @@ from typing import Literal, Protocol, TypeVar
 import httpx
 
 from core.settings import Settings
+from core.tenants import MissingCredentialsError as MissingCredentialsError  # noqa: PLC0414 - re-exported for adapters
 from core.tenants import Tenant
 from schemas.events import CommandPayload, ConnectorCommand
 
-Category = Literal["payment", "sms", "email", "directory", "push", "profile", "contacts"]
+Category = Literal[
+    "payment",
+    "sms",
+    "email",
+    "push",
+    "chat",
+    "storage",
+    "directory",
+    "lms",
+    "video",
+    "webhook",
+    "profile",  # a school's own systems (seed 003): its app backend, its contact books
+    "contacts",
+]
 RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 
@@ -55,10 +69,6 @@ class Rejected:
 Outcome = Delivered | RetryLater | Rejected
 
 
-class MissingCredentialsError(LookupError):
-    """The tenant has no account with this provider: permanent until configured."""
-
-
 class AuthError(Exception):
     """Credentials were refused while obtaining a token (an auth flow's own request)."""
 
@@ -79,9 +89,12 @@ class ProviderAdapter(Protocol[P_contra]):
 
     def classify(self, response: httpx.Response) -> Outcome: ...
 
-    def auth(self, tenant: Tenant, settings: Settings) -> httpx.Auth | None:
+    def auth(
+        self, tenant: Tenant, settings: Settings, label: str | None = None
+    ) -> httpx.Auth | None:
         """An httpx auth flow for providers whose credentials are fetched (OAuth 2.0), or
-        None when build_request already put the credentials on the request."""
+        None when build_request already put the credentials on the request. `label`
+        names the tenant's account (None: the provider's primary)."""
         ...
 
 

@@ -1,5 +1,7 @@
 """SendGrid v3 Mail Send: POST /v3/mail/send with a bearer API key; 202 + X-Message-Id.
 
+Test connection: GET /v3/scopes, the scopes of the key itself (any valid key may read them).
+
 SendGrid takes no idempotency key either. The command's key travels in
 `custom_args`, which SendGrid keeps as the message's `unique_args`: event
 webhooks can be tied back to the command, and an attempt in doubt can be looked
@@ -17,29 +19,36 @@ from datetime import datetime
 from typing import Any
 
 import httpx
+from pydantic import BaseModel, ConfigDict, SecretStr
 
-from connectors.base import (
+from core.settings import Settings
+from core.tenants import Tenant
+from providers.base import (
     Category,
     Delivered,
-    MissingCredentialsError,
     Outcome,
     RetryLater,
     classify_failure,
     json_or_empty,
 )
-from connectors.lookup import Found, LookupOutcome, NotFound, query_failed
-from core.settings import Settings
-from core.tenants import SendGridAccount, Tenant
+from providers.lookup import Found, LookupOutcome, NotFound, query_failed
+from providers.spec import API, Provider
 from schemas.events import ConnectorCommand, SendEmail
 
 # At most one message per recipient carries a command's key; 10 is SendGrid's default.
 LOOKUP_LIMIT = 10
 
 
-def _account(tenant: Tenant) -> SendGridAccount:
-    if tenant.sendgrid is None:
-        raise MissingCredentialsError(f"tenant {tenant.id!r} has no SendGrid account")
-    return tenant.sendgrid
+class SendGridAccount(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    api_key: SecretStr
+    from_email: str
+    from_name: str = ""
+
+
+def _account(tenant: Tenant, command: ConnectorCommand) -> SendGridAccount:
+    return tenant.account("sendgrid", SendGridAccount, command.account)
 
 
 def _bearer(account: SendGridAccount) -> dict[str, str]:
@@ -71,7 +80,7 @@ class SendGrid:
     def build_request(
         self, command: ConnectorCommand, payload: SendEmail, tenant: Tenant, base_url: str
     ) -> httpx.Request:
-        account = _account(tenant)
+        account = _account(tenant, command)
         recipient: dict[str, str] = {"email": payload.to}
         if payload.to_name:
             recipient["name"] = payload.to_name
@@ -111,7 +120,7 @@ class SendGrid:
             "GET",
             f"{base_url.rstrip('/')}/v3/messages",
             params={"query": query, "limit": str(LOOKUP_LIMIT)},
-            headers=_bearer(_account(tenant)),
+            headers=_bearer(_account(tenant, command)),
         )
 
     def read_lookup(
@@ -139,7 +148,14 @@ class SendGrid:
         }
         return Found(msg_id, details)
 
-    def auth(self, tenant: Tenant, settings: Settings) -> httpx.Auth | None:
+    def probe_request(self, tenant: Tenant, label: str | None, base_url: str) -> httpx.Request:
+        """The key's own scopes: a read every valid key may make, whatever its permissions."""
+        account = tenant.account("sendgrid", SendGridAccount, label)
+        return httpx.Request("GET", f"{base_url.rstrip('/')}/v3/scopes", headers=_bearer(account))
+
+    def auth(
+        self, tenant: Tenant, settings: Settings, label: str | None = None
+    ) -> httpx.Auth | None:
         return None  # credentials travel in build_request's headers
 
     def classify(self, response: httpx.Response) -> Outcome:
@@ -150,3 +166,16 @@ class SendGrid:
         reason = str(first.get("message") or response.reason_phrase or "error")
         field = first.get("field")
         return classify_failure(response, reason, f"field:{field}" if field else None)
+
+
+PROVIDER = Provider(
+    name="sendgrid",
+    title="SendGrid",
+    category=SendGrid.category,
+    account_model=SendGridAccount,
+    adapter=SendGrid(),
+    base_urls={API: "https://api.sendgrid.com"},
+    simulator_paths={API: "/sendgrid"},
+    summary="Email: Mail Send v3, with Email Activity lookups",
+    docs_url="https://www.twilio.com/docs/sendgrid/api-reference/mail-send/mail-send",
+)

@@ -23,8 +23,8 @@ from typing import Any, Protocol, TypeGuard
 
 import httpx
 
-from connectors.base import RETRYABLE_STATUSES, RetryLater, classify_failure
 from core.tenants import Tenant
+from providers.base import RETRYABLE_STATUSES, RetryLater, classify_failure
 from schemas.events import ConnectorCommand
 
 
