@@ -17,16 +17,17 @@ from pathlib import Path
 import pytest
 from confluent_kafka.admin import AdminClient
 
+from catalog.tenant_file import demo_tenant_config, read_tenant_file
 from core.kafka import admin_config
 from core.ports import free_port
 from core.settings import Settings
-from core.tenants import demo_tenant_config
 from core.topic_admin import apply_catalog
-from core.topics import catalog_for
 from hub import erp
 from hub.local_kafka import BrokerConfig, LocalBroker
 from hub.local_postgres import LocalPostgres, PostgresConfig
 from hub.stack import HubStack, with_simulators
+from hub.tenants_seed import seed_catalog
+from providers import topics as topic_catalog
 from simulators.client import SimulatorClient
 
 TENANT = "greenwood"
@@ -89,12 +90,15 @@ def hub_settings(
     tenants_file: Path,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Settings:
+    home = tmp_path_factory.mktemp("hub-home")
+    # Tests read the secrets back from this file (tests/support.py); the hub
+    # itself only ever sees them through the catalog.
+    shutil.copy(tenants_file, home / "tenants.toml")
     settings = Settings(
-        home=tmp_path_factory.mktemp("hub-home"),
+        home=home,
         kafka_bootstrap_servers=broker.cfg.bootstrap,
         ingress_port=free_port(),
         simulator_port=free_port(),
-        tenants_file=tenants_file,
         # The seed's 1-2-4-8 s schedule, scaled down so retry tests take milliseconds.
         retry_base_seconds=0.05,
         retry_max_seconds=0.2,
@@ -116,10 +120,11 @@ def hub_settings(
     settings = with_simulators(settings)
     apply_catalog(
         AdminClient(admin_config(settings)),
-        catalog_for(settings),
+        topic_catalog(settings),
         settings.topic_partitions,
         settings.topic_replication_factor,
     )
+    seed_catalog(settings, read_tenant_file(tenants_file))
     return settings
 
 

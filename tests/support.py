@@ -14,9 +14,10 @@ from pathlib import Path
 
 import httpx
 
+from catalog.tenant_file import parse_tenants
 from core.observe import TopicWatcher
 from core.settings import Settings
-from core.tenants import TenantDirectory, parse_tenants
+from core.tenants import TenantDirectory
 from core.topics import (
     INVOICE_STATUS,
     PAYMENT_ORDERS,
@@ -26,6 +27,7 @@ from core.topics import (
 )
 from hub.stack import settings_env
 from producers import EventProducer
+from providers.razorpay import RazorpayAccount
 from schemas.events import (
     Contact,
     EventHeader,
@@ -48,14 +50,14 @@ def unique_email() -> str:
 
 
 def tenants(settings: Settings) -> TenantDirectory:
-    assert settings.tenants_file is not None
-    return parse_tenants(tomllib.loads(Path(settings.tenants_file).read_text()))
+    """The tenants the catalog was seeded with (conftest keeps their file in HUB_HOME)."""
+    return parse_tenants(tomllib.loads(Path(settings.home / "tenants.toml").read_text()))
 
 
 def webhook_secret(settings: Settings, tenant: str = TENANT) -> str:
-    account = tenants(settings).get(tenant)
-    assert account and account.razorpay
-    return account.razorpay.webhook_secret.get_secret_value()
+    known = tenants(settings).get(tenant)
+    assert known is not None
+    return known.account("razorpay", RazorpayAccount).webhook_secret.get_secret_value()
 
 
 def razorpay_signature(body: bytes, secret: str) -> str:

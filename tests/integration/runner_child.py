@@ -69,9 +69,7 @@ def main() -> None:
         batch_size=args.batch,
     )
     if args.die_at_commit:
-        runner.tx = DyingTransactor(
-            stage_producer_config(settings, args.group), args.die_at_commit
-        )
+        runner.tx = DyingTransactor(stage_producer_config(settings, args.group), args.die_at_commit)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     runner.run(stop)

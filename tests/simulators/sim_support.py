@@ -13,14 +13,18 @@ from typing import Any
 import httpx
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from tenant_accounts import primary
 
-from core.tenants import (
-    GoogleServiceAccount,
-    Tenant,
-    TenantDirectory,
-    demo_tenant_config,
-    parse_tenants,
-)
+from catalog.tenant_file import demo_tenant_config, parse_tenants
+from core.tenants import Tenant, TenantDirectory
+from providers.fcm import FcmAccount
+from providers.google_auth import GoogleServiceAccount
+from providers.gworkspace import GoogleWorkspaceAccount
+from providers.mobileapp import MobileAppAccount
+from providers.razorpay import RazorpayAccount
+from providers.sendgrid import SendGridAccount
+from providers.smsgateway import SmsGatewayAccount
+from providers.twilio import TwilioAccount
 
 WEBHOOK_TEMPLATE = "http://ingress.test/webhooks/razorpay/{tenant}"
 
@@ -42,28 +46,25 @@ def basic(user: str, password: str) -> dict[str, str]:
 
 
 def rzp_auth(t: Tenant) -> dict[str, str]:
-    assert t.razorpay is not None
-    return basic(t.razorpay.key_id, t.razorpay.key_secret.get_secret_value())
+    account = primary(t, RazorpayAccount)
+    return basic(account.key_id, account.key_secret.get_secret_value())
 
 
 def twilio_auth(t: Tenant) -> dict[str, str]:
-    assert t.twilio is not None
-    return basic(t.twilio.account_sid, t.twilio.auth_token.get_secret_value())
+    account = primary(t, TwilioAccount)
+    return basic(account.account_sid, account.auth_token.get_secret_value())
 
 
 def twilio_path(t: Tenant) -> str:
-    assert t.twilio is not None
-    return f"/twilio/2010-04-01/Accounts/{t.twilio.account_sid}/Messages.json"
+    return f"/twilio/2010-04-01/Accounts/{primary(t, TwilioAccount).account_sid}/Messages.json"
 
 
 def sendgrid_auth(t: Tenant) -> dict[str, str]:
-    assert t.sendgrid is not None
-    return {"Authorization": f"Bearer {t.sendgrid.api_key.get_secret_value()}"}
+    return {"Authorization": f"Bearer {primary(t, SendGridAccount).api_key.get_secret_value()}"}
 
 
 def razorpay_signature(body: bytes, t: Tenant) -> str:
-    assert t.razorpay is not None
-    secret = t.razorpay.webhook_secret.get_secret_value().encode()
+    secret = primary(t, RazorpayAccount).webhook_secret.get_secret_value().encode()
     return hmac.new(secret, body, hashlib.sha256).hexdigest()
 
 
@@ -169,13 +170,12 @@ async def google_token(
 async def directory_token(
     client: httpx.AsyncClient, t: Tenant, scope: str = DIRECTORY_SCOPE
 ) -> str:
-    assert t.gworkspace is not None
-    return await google_token(client, t.gworkspace, scope, sub=t.gworkspace.admin_email)
+    account = primary(t, GoogleWorkspaceAccount)
+    return await google_token(client, account, scope, sub=account.admin_email)
 
 
 async def fcm_token(client: httpx.AsyncClient, t: Tenant, scope: str = FCM_SCOPE) -> str:
-    assert t.fcm is not None
-    return await google_token(client, t.fcm, scope)
+    return await google_token(client, primary(t, FcmAccount), scope)
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -183,15 +183,12 @@ def bearer(token: str) -> dict[str, str]:
 
 
 def mobileapp_auth(t: Tenant) -> dict[str, str]:
-    assert t.mobileapp is not None
-    return bearer(t.mobileapp.api_key.get_secret_value())
+    return bearer(primary(t, MobileAppAccount).api_key.get_secret_value())
 
 
 def smsgateway_auth(t: Tenant) -> dict[str, str]:
-    assert t.smsgateway is not None
-    return {"authkey": t.smsgateway.api_key.get_secret_value()}
+    return {"authkey": primary(t, SmsGatewayAccount).api_key.get_secret_value()}
 
 
 def school_domain(t: Tenant) -> str:
-    assert t.gworkspace is not None
-    return t.gworkspace.admin_email.partition("@")[2]
+    return primary(t, GoogleWorkspaceAccount).admin_email.partition("@")[2]

@@ -26,9 +26,13 @@ from sim_support import (
     twilio_path,
 )
 from starlette.applications import Starlette
+from tenant_accounts import primary
 
+from catalog.tenant_file import parse_tenants
 from core.settings import Settings
 from core.tenants import Tenant, TenantDirectory
+from providers.gworkspace import GoogleWorkspaceAccount
+from providers.razorpay import RazorpayAccount
 from simulators import SimulatorClient, create_app
 from simulators.server import build_server
 
@@ -177,23 +181,24 @@ def test_pay_order_and_resend_webhook(
 
 
 def test_build_server_serves_the_configured_tenants(tenants: TenantDirectory, t1: Tenant) -> None:
-    assert t1.razorpay is not None
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    tenants_json = json.dumps(
+    # Only t1, and only its Razorpay account: the server serves the tenants it is given.
+    razorpay = primary(t1, RazorpayAccount)
+    configured = parse_tenants(
         {
             "t1": {
                 "razorpay": {
-                    "key_id": t1.razorpay.key_id,
-                    "key_secret": t1.razorpay.key_secret.get_secret_value(),
-                    "webhook_secret": t1.razorpay.webhook_secret.get_secret_value(),
+                    "key_id": razorpay.key_id,
+                    "key_secret": razorpay.key_secret.get_secret_value(),
+                    "webhook_secret": razorpay.webhook_secret.get_secret_value(),
                 }
             }
         }
     )
-    settings = Settings(simulator_port=port, ingress_port=18080, tenants=tenants_json)
-    server = build_server(settings)
+    settings = Settings(simulator_port=port, ingress_port=18080)
+    server = build_server(settings, configured)
     assert (server.config.host, server.config.port, server.config.log_level) == (
         "127.0.0.1",
         port,
@@ -212,7 +217,7 @@ def test_build_server_serves_the_configured_tenants(tenants: TenantDirectory, t1
 def test_expire_google_tokens_and_sync_state(
     sim: SimulatorClient, sim_url: str, t1: Tenant
 ) -> None:
-    account = t1.gworkspace
+    account = primary(t1, GoogleWorkspaceAccount)
     assert account is not None
     # The audience is the token URL as the caller knows it: the real server's address.
     claims = google_claims(

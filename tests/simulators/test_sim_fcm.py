@@ -8,8 +8,10 @@ from typing import Any
 import httpx
 import pytest
 from sim_support import DIRECTORY_SCOPE, FCM_SCOPE, bearer, directory_token, fcm_token
+from tenant_accounts import primary
 
 from core.tenants import Tenant
+from providers.fcm import FcmAccount
 
 pytestmark = pytest.mark.anyio
 
@@ -21,8 +23,7 @@ UNAUTHENTICATED = (
 
 
 def send_path(t: Tenant) -> str:
-    assert t.fcm is not None
-    return f"/fcm/v1/projects/{t.fcm.project_id}/messages:send"
+    return f"/fcm/v1/projects/{primary(t, FcmAccount).project_id}/messages:send"
 
 
 def push(**message: Any) -> dict[str, Any]:
@@ -42,13 +43,12 @@ def push(**message: Any) -> dict[str, Any]:
 async def test_send_to_each_kind_of_target(
     client: httpx.AsyncClient, t1: Tenant, target: dict[str, str]
 ) -> None:
-    assert t1.fcm is not None
     headers = bearer(await fcm_token(client, t1))
     body = push(**{"topic": None, **target})
     response = await client.post(send_path(t1), json=body, headers=headers)
     assert response.status_code == 200, response.text
     [name] = response.json().values()
-    assert re.fullmatch(rf"projects/{t1.fcm.project_id}/messages/\d{{19}}", name)
+    assert re.fullmatch(rf"projects/{primary(t1, FcmAccount).project_id}/messages/\d{{19}}", name)
     [recorded] = (await client.get("/_sim/requests", params={"provider": "fcm"})).json()["requests"]
     assert (recorded["body"], recorded["tenant"], recorded["response_status"]) == (body, "t1", 200)
     assert recorded["headers"]["authorization"] == "***"
@@ -57,12 +57,12 @@ async def test_send_to_each_kind_of_target(
 async def test_validate_only_and_cloud_platform_scope(
     client: httpx.AsyncClient, t1: Tenant
 ) -> None:
-    assert t1.fcm is not None
     token = await fcm_token(client, t1, scope="https://www.googleapis.com/auth/cloud-platform")
     response = await client.post(
         send_path(t1), json={**push(), "validate_only": True}, headers=bearer(token)
     )
-    assert response.json() == {"name": f"projects/{t1.fcm.project_id}/messages/fake_message_id"}
+    project = primary(t1, FcmAccount).project_id
+    assert response.json() == {"name": f"projects/{project}/messages/fake_message_id"}
 
 
 async def test_missing_unknown_and_expired_tokens_are_401(

@@ -24,8 +24,12 @@ from sim_support import (
     sign_jwt,
     token_response,
 )
+from tenant_accounts import primary
 
-from core.tenants import GoogleWorkspaceAccount, Tenant, new_rsa_key_pem
+from catalog.tenant_file import new_rsa_key_pem
+from core.tenants import Tenant
+from providers.fcm import FcmAccount
+from providers.gworkspace import GoogleWorkspaceAccount
 
 pytestmark = pytest.mark.anyio
 
@@ -41,9 +45,9 @@ BAD_TIMES = (
 async def test_workspace_token_with_impersonated_admin(
     client: httpx.AsyncClient, t1: Tenant
 ) -> None:
-    assert t1.gworkspace is not None
-    claims = google_claims(t1.gworkspace, DIRECTORY_SCOPE, sub=t1.gworkspace.admin_email)
-    response = await token_response(client, account_jwt(t1.gworkspace, claims))
+    account = primary(t1, GoogleWorkspaceAccount)
+    claims = google_claims(account, DIRECTORY_SCOPE, sub=account.admin_email)
+    response = await token_response(client, account_jwt(account, claims))
     assert response.status_code == 200, response.text
     body = response.json()
     assert set(body) == {"access_token", "expires_in", "token_type"}
@@ -56,7 +60,7 @@ async def test_workspace_token_with_impersonated_admin(
     assert (token["tenant"], token["service"], token["subject"]) == (
         "t1",
         "gworkspace",
-        t1.gworkspace.admin_email,
+        primary(t1, GoogleWorkspaceAccount).admin_email,
     )
     assert token["scopes"] == [DIRECTORY_SCOPE]
     assert time.time() + 3500 < token["expires_at"] <= time.time() + 3600
@@ -73,8 +77,7 @@ async def test_fcm_token_without_subject_and_tokens_differ(
 
 
 def _ws(t: Tenant) -> GoogleWorkspaceAccount:
-    assert t.gworkspace is not None
-    return t.gworkspace
+    return primary(t, GoogleWorkspaceAccount)
 
 
 def _claims(t: Tenant, **claims: Any) -> str:
@@ -98,12 +101,11 @@ def _tampered(t: Tenant) -> str:
     return f"{head}.{b64url(json.dumps(evil).encode())}.{signature}"
 
 
-
-
 def now() -> int:
     # At call time, not import time: the suite runs for minutes, and a token "600 s in
     # the future" at collection is in the past by the time the test runs.
     return int(time.time())
+
 
 BAD_SIGNATURE = ("invalid_grant", "Invalid JWT Signature.")
 TIMES = ("invalid_grant", BAD_TIMES)
@@ -169,8 +171,8 @@ async def test_token_errors_in_googles_shape(
 async def test_wrong_grant_type_missing_assertion_and_sub_on_fcm(
     client: httpx.AsyncClient, t1: Tenant
 ) -> None:
-    assert t1.fcm is not None
-    good = account_jwt(t1.fcm, google_claims(t1.fcm, FCM_SCOPE))
+    fcm = primary(t1, FcmAccount)
+    good = account_jwt(fcm, google_claims(fcm, FCM_SCOPE))
     response = await token_response(client, good, grant_type="client_credentials")
     assert (response.status_code, response.json()["error"]) == (400, "unsupported_grant_type")
     response = await client.post("/google/oauth2/token", data={"grant_type": JWT_BEARER})
@@ -178,7 +180,7 @@ async def test_wrong_grant_type_missing_assertion_and_sub_on_fcm(
         "error": "invalid_request",
         "error_description": "Missing required parameter: assertion",
     }
-    with_sub = account_jwt(t1.fcm, google_claims(t1.fcm, FCM_SCOPE, sub="a@b.example"))
+    with_sub = account_jwt(fcm, google_claims(fcm, FCM_SCOPE, sub="a@b.example"))
     response = await token_response(client, with_sub)
     assert (response.status_code, response.json()["error"]) == (401, "unauthorized_client")
 
@@ -194,6 +196,5 @@ async def test_token_request_recorded_with_tenant_and_no_signature(
     _head, payload, signature = good["body"]["assertion"].split(".")
     assert signature == "***"
     claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    assert t1.gworkspace is not None
-    assert claims["iss"] == t1.gworkspace.client_email
+    assert claims["iss"] == primary(t1, GoogleWorkspaceAccount).client_email
     assert good["body"]["grant_type"] == "urn:ietf:params:oauth:grant-type:jwt-bearer"

@@ -16,8 +16,10 @@ from sim_support import (
     google_token,
     school_domain,
 )
+from tenant_accounts import primary
 
 from core.tenants import Tenant
+from providers.gworkspace import GoogleWorkspaceAccount
 
 pytestmark = pytest.mark.anyio
 
@@ -101,7 +103,6 @@ async def test_missing_unknown_and_expired_tokens_are_401(
 async def test_wrong_scope_or_no_impersonation_is_403(
     client: httpx.AsyncClient, t1: Tenant
 ) -> None:
-    assert t1.gworkspace is not None
     path = users_path(f"asha@{school_domain(t1)}")
     wrong_scope = await directory_token(client, t1, scope=FCM_SCOPE)
     response = await client.patch(path, json={}, headers=bearer(wrong_scope))
@@ -113,7 +114,8 @@ async def test_wrong_scope_or_no_impersonation_is_403(
         "PERMISSION_DENIED",
     )
     assert 'error="insufficient_scope"' in response.headers["www-authenticate"]
-    not_admin = await google_token(client, t1.gworkspace, DIRECTORY_SCOPE)  # no `sub`
+    workspace = primary(t1, GoogleWorkspaceAccount)
+    not_admin = await google_token(client, workspace, DIRECTORY_SCOPE)  # no `sub`
     fcm_account = await fcm_token(client, t1, scope=DIRECTORY_SCOPE)
     for token in (not_admin, fcm_account):
         response = await client.patch(path, json={}, headers=bearer(token))

@@ -13,12 +13,13 @@ import httpx
 import pytest
 from sim_support import basic, mail, sendgrid_auth, twilio_auth, twilio_path
 from starlette.applications import Starlette
+from tenant_accounts import primary
 
-from connectors.base import Delivered
-from connectors.lookup import Found, LookupOutcome, NextPage, NotFound
-from connectors.sendgrid import SendGrid
-from connectors.twilio import Twilio
 from core.tenants import Tenant
+from providers.base import Delivered
+from providers.lookup import Found, LookupOutcome, NextPage, NotFound
+from providers.sendgrid import SendGrid
+from providers.twilio import Twilio, TwilioAccount
 from schemas.events import ConnectorCommand, EventHeader, SendEmail, SendSms
 
 pytestmark = pytest.mark.anyio
@@ -78,8 +79,7 @@ async def test_list_is_newest_first_in_twilios_envelope(
     second = await send_sms(client, t1, OTHER, text="two")
     page = await list_sms(client, t1)
     assert [m["sid"] for m in page["messages"]] == [second["sid"], first["sid"]]
-    assert t1.twilio is not None
-    path = f"/2010-04-01/Accounts/{t1.twilio.account_sid}/Messages.json"
+    path = f"/2010-04-01/Accounts/{primary(t1, TwilioAccount).account_sid}/Messages.json"
     assert {k: v for k, v in page.items() if k != "messages"} == {
         "end": 1,
         "first_page_uri": f"{path}?PageSize=50&Page=0",
@@ -238,8 +238,7 @@ async def test_reading_needs_the_accounts_credentials(
 ) -> None:
     sent = await send_sms(client, t1)
     path = twilio_path(t1) if which == "list" else fetch_path(t1, sent["sid"])
-    assert t1.twilio is not None
-    for headers in ({}, basic(t1.twilio.account_sid, "wrong")):
+    for headers in ({}, basic(primary(t1, TwilioAccount).account_sid, "wrong")):
         response = await client.get(path, headers=headers)
         assert response.status_code == 401
         assert response.json()["code"] == 20003

@@ -9,8 +9,10 @@ from typing import Any
 import httpx
 import pytest
 from sim_support import basic, rzp_auth
+from tenant_accounts import primary
 
 from core.tenants import Tenant
+from providers.razorpay import RazorpayAccount
 
 pytestmark = pytest.mark.anyio
 
@@ -80,12 +82,12 @@ async def test_fetch_order_is_scoped_to_the_account(
 
 @pytest.mark.parametrize("auth", ["missing", "wrong_secret", "unknown_key", "bearer"])
 async def test_bad_basic_auth_is_401(client: httpx.AsyncClient, t1: Tenant, auth: str) -> None:
-    assert t1.razorpay is not None
+    account = primary(t1, RazorpayAccount)
     headers = {
         "missing": {},
-        "wrong_secret": basic(t1.razorpay.key_id, "nope"),
-        "unknown_key": basic("rzp_test_unknown", t1.razorpay.key_secret.get_secret_value()),
-        "bearer": {"Authorization": "Bearer " + t1.razorpay.key_secret.get_secret_value()},
+        "wrong_secret": basic(account.key_id, "nope"),
+        "unknown_key": basic("rzp_test_unknown", account.key_secret.get_secret_value()),
+        "bearer": {"Authorization": "Bearer " + account.key_secret.get_secret_value()},
     }[auth]
     response = await client.post(ORDERS, json={"amount": 50000, "currency": "INR"}, headers=headers)
     error = assert_error(response, 401, "Authentication failed")

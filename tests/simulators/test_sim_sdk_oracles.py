@@ -22,11 +22,14 @@ from python_http_client.exceptions import BadRequestsError, NotFoundError
 from sendgrid import SendGridAPIClient
 from sendgrid.helpers.mail import CustomArg, Mail
 from sim_support import WEBHOOK_TEMPLATE, Receiver, twilio_auth, twilio_path
+from tenant_accounts import primary
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.rest import Client as TwilioClient
 
 from core.ports import free_port
 from core.tenants import Tenant, TenantDirectory
+from providers.sendgrid import SendGridAccount
+from providers.twilio import TwilioAccount
 from simulators import SimulatorClient, create_app
 from simulators.state import SimState
 
@@ -73,15 +76,15 @@ def sim(tenants: TenantDirectory, receiver: Receiver) -> Iterator[Sim]:
 
 
 def twilio_client(sim: Sim, t: Tenant) -> TwilioClient:
-    assert t.twilio is not None
-    client = TwilioClient(t.twilio.account_sid, t.twilio.auth_token.get_secret_value())
+    account = primary(t, TwilioAccount)
+    client = TwilioClient(account.account_sid, account.auth_token.get_secret_value())
     client.api.base_url = f"{sim.url}/twilio"  # the SDK's requests go to the simulator
     return client
 
 
 def sendgrid_client(sim: Sim, t: Tenant) -> SendGridAPIClient:
-    assert t.sendgrid is not None
-    return SendGridAPIClient(t.sendgrid.api_key.get_secret_value(), host=f"{sim.url}/sendgrid")
+    api_key = primary(t, SendGridAccount).api_key.get_secret_value()
+    return SendGridAPIClient(api_key, host=f"{sim.url}/sendgrid")
 
 
 # --- Twilio --------------------------------------------------------------------------
@@ -89,12 +92,9 @@ def sendgrid_client(sim: Sim, t: Tenant) -> SendGridAPIClient:
 
 def test_twilio_sdk_sends_lists_across_pages_and_fetches(sim: Sim, t1: Tenant) -> None:
     client = twilio_client(sim, t1)
-    assert t1.twilio is not None
-    created = [
-        client.messages.create(to=TO, from_=t1.twilio.from_number, body=f"fee {i}")
-        for i in range(3)
-    ]
-    client.messages.create(to="+919800000002", from_=t1.twilio.from_number, body="other")
+    from_number = primary(t1, TwilioAccount).from_number
+    created = [client.messages.create(to=TO, from_=from_number, body=f"fee {i}") for i in range(3)]
+    client.messages.create(to="+919800000002", from_=from_number, body="other")
     assert [m.status for m in created] == ["queued"] * 3
     # Not sent yet: a DateSent filter does not see them, a plain list does.
     today = datetime.fromtimestamp(sim.clock.now, UTC)
@@ -116,8 +116,7 @@ def test_twilio_sdk_sees_twilios_errors(sim: Sim, t1: Tenant) -> None:
     with pytest.raises(TwilioRestException) as missing:
         client.messages("SM" + "0" * 32).fetch()
     assert (missing.value.status, missing.value.code) == (404, 20404)
-    assert t1.twilio is not None
-    intruder = TwilioClient(t1.twilio.account_sid, "not-the-token")
+    intruder = TwilioClient(primary(t1, TwilioAccount).account_sid, "not-the-token")
     intruder.api.base_url = f"{sim.url}/twilio"
     # A list page that fails is a plain TwilioException carrying the answer.
     with pytest.raises(TwilioException, match=r"HTTP 401 .*\"code\":20003"):

@@ -8,8 +8,10 @@ from typing import Any
 import httpx
 import pytest
 from sim_support import basic, mail, sendgrid_auth
+from tenant_accounts import primary
 
 from core.tenants import Tenant
+from providers.sendgrid import SendGridAccount
 from simulators.sendgrid import (
     CONTENT_REQUIRED,
     FROM_REQUIRED,
@@ -46,11 +48,10 @@ async def test_message_ids_differ(client: httpx.AsyncClient, t1: Tenant) -> None
 
 @pytest.mark.parametrize("auth", ["missing", "wrong_key", "basic"])
 async def test_bad_auth_is_401(client: httpx.AsyncClient, t1: Tenant, auth: str) -> None:
-    assert t1.sendgrid is not None
     headers = {
         "missing": {},
         "wrong_key": {"Authorization": "Bearer SG.nope.nope"},
-        "basic": basic("apikey", t1.sendgrid.api_key.get_secret_value()),
+        "basic": basic("apikey", primary(t1, SendGridAccount).api_key.get_secret_value()),
     }[auth]
     response = await client.post(SEND, json=mail(), headers=headers)
     assert response.status_code == 401

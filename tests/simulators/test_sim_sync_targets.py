@@ -18,8 +18,12 @@ from sim_support import (
     smsgateway_auth,
     token_response,
 )
+from tenant_accounts import primary
 
 from core.tenants import Tenant
+from providers.fcm import FcmAccount
+from providers.mobileapp import MobileAppAccount
+from providers.smsgateway import SmsGatewayAccount
 
 pytestmark = pytest.mark.anyio
 
@@ -178,9 +182,8 @@ async def test_faults_apply_in_each_providers_shape(client: httpx.AsyncClient, t
         f"/gworkspace/admin/directory/v1/users/a@{school_domain(t1)}", json={}, headers=headers
     )
     assert user.json()["error"]["errors"][0]["reason"] == "rateLimitExceeded"
-    assert t1.fcm is not None
     push = await client.post(
-        f"/fcm/v1/projects/{t1.fcm.project_id}/messages:send",
+        f"/fcm/v1/projects/{primary(t1, FcmAccount).project_id}/messages:send",
         json={"message": {"topic": "all"}},
         headers=bearer(await fcm_token(client, t1)),
     )
@@ -214,11 +217,9 @@ async def test_recordings_mask_every_credential(client: httpx.AsyncClient, t1: T
     assert entries[-1]["headers"]["authkey"] == "***"
     assert all(e["headers"]["authorization"] == "***" for e in entries[2:5])
     dumped = json.dumps(entries)
-    assert t1.mobileapp is not None
-    assert t1.smsgateway is not None
-    for secret in (directory, push, t1.mobileapp.api_key.get_secret_value()):
+    for secret in (directory, push, primary(t1, MobileAppAccount).api_key.get_secret_value()):
         assert secret not in dumped
-    assert t1.smsgateway.api_key.get_secret_value() not in dumped
+    assert primary(t1, SmsGatewayAccount).api_key.get_secret_value() not in dumped
     [ravi] = await recorded(client, provider="gworkspace", path="/users/ravi@")
     assert ravi["path"].endswith(f"/users/ravi@{school_domain(t1)}")
     assert len(await recorded(client, path="/api/v1/students/S-1/")) == 1

@@ -10,8 +10,10 @@ from typing import Any
 import httpx
 import pytest
 from sim_support import basic, twilio_auth, twilio_path
+from tenant_accounts import primary
 
 from core.tenants import Tenant
+from providers.twilio import TwilioAccount
 from simulators.twilio import num_segments
 
 TO = "+919800000001"
@@ -38,8 +40,7 @@ def assert_twilio_error(response: httpx.Response, status: int, code: int, messag
 async def test_send_message_returns_201_message_resource(
     client: httpx.AsyncClient, t1: Tenant
 ) -> None:
-    assert t1.twilio is not None
-    sid = t1.twilio.account_sid
+    sid = primary(t1, TwilioAccount).account_sid
     response = await client.post(twilio_path(t1), data=form(), headers=twilio_auth(t1))
     assert response.status_code == 201
     msg = response.json()
@@ -118,11 +119,11 @@ async def test_segments_are_reported_as_a_string(client: httpx.AsyncClient, t1: 
 @pytest.mark.anyio
 @pytest.mark.parametrize("auth", ["missing", "wrong_token", "unknown_sid"])
 async def test_bad_auth_is_20003(client: httpx.AsyncClient, t1: Tenant, auth: str) -> None:
-    assert t1.twilio is not None
+    account = primary(t1, TwilioAccount)
     headers = {
         "missing": {},
-        "wrong_token": basic(t1.twilio.account_sid, "wrong"),
-        "unknown_sid": basic("AC" + "0" * 32, t1.twilio.auth_token.get_secret_value()),
+        "wrong_token": basic(account.account_sid, "wrong"),
+        "unknown_sid": basic("AC" + "0" * 32, account.auth_token.get_secret_value()),
     }[auth]
     response = await client.post(twilio_path(t1), data=form(), headers=headers)
     assert_twilio_error(response, 401, 20003, "Authenticate")
@@ -133,9 +134,8 @@ async def test_bad_auth_is_20003(client: httpx.AsyncClient, t1: Tenant, auth: st
 async def test_other_accounts_path_is_20404(
     client: httpx.AsyncClient, t1: Tenant, t2: Tenant
 ) -> None:
-    assert t2.twilio is not None
     response = await client.post(twilio_path(t2), data=form(), headers=twilio_auth(t1))
-    path = f"/2010-04-01/Accounts/{t2.twilio.account_sid}/Messages.json"
+    path = f"/2010-04-01/Accounts/{primary(t2, TwilioAccount).account_sid}/Messages.json"
     assert_twilio_error(response, 404, 20404, f"The requested resource {path} was not found")
 
 

@@ -15,8 +15,10 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from tenant_accounts import primary
 
 from core.tenants import Tenant, TenantDirectory
+from providers.razorpay import RazorpayAccount
 from simulators import create_app
 
 pytestmark = pytest.mark.anyio
@@ -238,8 +240,7 @@ async def test_webhooks_reach_a_real_starlette_receiver(
     tenants: TenantDirectory, t1: Tenant
 ) -> None:
     """End to end through ASGI: the receiver verifies the signature the way the ingress must."""
-    assert t1.razorpay is not None
-    secret = t1.razorpay.webhook_secret.get_secret_value().encode()
+    secret = primary(t1, RazorpayAccount).webhook_secret.get_secret_value().encode()
     seen: list[str] = []
 
     async def ingress(request: Request) -> JSONResponse:

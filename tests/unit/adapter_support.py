@@ -13,7 +13,7 @@ from connector_support import Step
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from connectors.google_auth import JWT_BEARER_GRANT
+from providers.google_auth import JWT_BEARER_GRANT
 
 TOKEN_URL = "http://sim/google/oauth2/token"
 API = "http://sim/api"

@@ -9,8 +9,11 @@ from typing import Any
 
 import httpx
 from starlette.applications import Starlette
+from tenant_accounts import primary
 
-from core.tenants import Tenant, TenantDirectory, demo_tenant_config, parse_tenants
+from catalog.tenant_file import demo_tenant_config, parse_tenants
+from core.tenants import Tenant, TenantDirectory
+from providers.twilio import TwilioAccount
 from schemas.events import (
     CommandPayload,
     ConnectorCommand,
@@ -49,6 +52,7 @@ def command(
     context: dict[str, str] | None = None,
     ordering_key: str | None = None,
     ordering_version: int | None = None,
+    account: str | None = None,
 ) -> ConnectorCommand:
     return ConnectorCommand(
         header=EventHeader.new(
@@ -56,6 +60,7 @@ def command(
         ),
         idempotency_key=key,
         provider=provider,
+        account=account,
         payload=payload,
         context=context if context is not None else {"invoice_id": "inv-1"},
         ordering_key=ordering_key,
@@ -192,8 +197,7 @@ class Simulator:
 
     def sms(self, tenant_id: str = TENANT) -> list[dict[str, Any]]:
         """The Twilio messages the tenant's account holds, oldest first."""
-        account = tenant(self.tenants, tenant_id).twilio
-        assert account is not None
+        account = primary(tenant(self.tenants, tenant_id), TwilioAccount)
         return [m.resource for m in self.state.sms.get(account.account_sid, [])]
 
     def mails(self, tenant_id: str = TENANT) -> list[StoredMail]:

@@ -12,7 +12,8 @@ import tomllib
 from datetime import UTC, datetime
 from typing import Any
 
-from core.tenants import TenantDirectory, demo_tenant_config, parse_tenants
+from catalog.tenant_file import demo_tenant_config, parse_tenants
+from core.tenants import TenantDirectory
 from processors.fees import FeeContext
 from schemas.events import (
     ConnectorCommand,

@@ -20,9 +20,11 @@ from connector_support import make_tenants, tenant
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from tenant_accounts import primary
 
-from connectors.base import AuthError
-from connectors.google_auth import (
+from catalog.tenant_file import new_rsa_key_pem
+from providers.base import AuthError
+from providers.google_auth import (
     JWT_BEARER_GRANT,
     GoogleServiceAccountAuth,
     ServiceAccountAuths,
@@ -32,11 +34,10 @@ from connectors.google_auth import (
     load_private_key,
     token_from_response,
 )
-from core.tenants import GoogleWorkspaceAccount, new_rsa_key_pem
+from providers.gworkspace import GoogleWorkspaceAccount
 
 T1 = tenant(make_tenants())
-assert T1.gworkspace is not None
-ACCOUNT: GoogleWorkspaceAccount = T1.gworkspace
+ACCOUNT: GoogleWorkspaceAccount = primary(T1, GoogleWorkspaceAccount)
 PEM = ACCOUNT.private_key.get_secret_value()
 SCOPE = "https://www.googleapis.com/auth/admin.directory.user"
 START = 1_700_000_000.0

@@ -10,9 +10,10 @@ from typing import Any
 import httpx
 import pytest
 from connector_support import BARE, PHONE, command, email, make_tenants, sms, tenant
+from tenant_accounts import primary
 
-from connectors.base import MissingCredentialsError, RetryLater
-from connectors.lookup import (
+from providers.base import MissingCredentialsError, RetryLater
+from providers.lookup import (
     Found,
     LookupOutcome,
     NextPage,
@@ -22,9 +23,9 @@ from connectors.lookup import (
     query_failed,
     supports_lookup,
 )
-from connectors.razorpay import Razorpay
-from connectors.sendgrid import SendGrid
-from connectors.twilio import Twilio
+from providers.razorpay import Razorpay
+from providers.sendgrid import SendGrid, SendGridAccount
+from providers.twilio import Twilio, TwilioAccount
 
 TENANTS = make_tenants()
 T1 = tenant(TENANTS)
@@ -38,8 +39,7 @@ SENT_FILTER = "To=%2B919876543210&DateSent%3E=2025-03-09&PageSize=50"
 
 
 def account_sid() -> str:
-    assert T1.twilio is not None
-    return T1.twilio.account_sid
+    return primary(T1, TwilioAccount).account_sid
 
 
 def messages_path() -> str:
@@ -162,14 +162,14 @@ def test_twilio_first_query_lists_sent_messages_from_the_day_before() -> None:
     request = first_query()
     assert request.method == "GET"
     assert str(request.url).startswith(f"{BASE}{messages_path()}?")
-    assert T1.twilio is not None
     assert dict(request.url.params) == {
         "To": PHONE,
-        "From": T1.twilio.from_number,
+        "From": primary(T1, TwilioAccount).from_number,
         "DateSent>": "2025-03-09",
         "PageSize": "50",
     }
-    assert basic_of(request) == (account_sid(), T1.twilio.auth_token.get_secret_value())
+    token = primary(T1, TwilioAccount).auth_token.get_secret_value()
+    assert basic_of(request) == (account_sid(), token)
 
 
 @pytest.mark.parametrize(
@@ -189,9 +189,22 @@ def test_twilio_date_filter_is_the_utc_day_before(since: datetime, day: str) -> 
     assert request.url.path == "/twilio" + messages_path()
 
 
+def test_twilio_lookup_asks_the_account_the_command_was_sent_from() -> None:
+    payload = sms()
+    cmd = command("twilio", payload, account="twilio-backup")
+    request = TWILIO.lookup_request(cmd, payload, T1, BASE, SINCE)
+    backup = T1.by_label("twilio-backup")
+    assert backup is not None and isinstance(backup.config, TwilioAccount)
+    sid = backup.config.account_sid
+    assert sid != account_sid()
+    assert request.url.path == f"/twilio/2010-04-01/Accounts/{sid}/Messages.json"
+    assert request.url.params["From"] == "+15005550007"
+    assert basic_of(request) == (sid, backup.config.auth_token.get_secret_value())
+
+
 def test_twilio_lookup_without_account_is_missing_credentials() -> None:
     payload = sms()
-    with pytest.raises(MissingCredentialsError, match="Twilio"):
+    with pytest.raises(MissingCredentialsError, match="'bare' has no enabled twilio account"):
         TWILIO.lookup_request(command("twilio", payload), payload, NO_ACCOUNTS, BASE, SINCE)
 
 
@@ -348,8 +361,8 @@ def test_sendgrid_query_asks_the_activity_feed_for_the_key() -> None:
         "query": "unique_args['idempotency_key']=\"receipt-42\"",
         "limit": "10",
     }
-    assert T1.sendgrid is not None
-    assert request.headers["authorization"] == f"Bearer {T1.sendgrid.api_key.get_secret_value()}"
+    api_key = primary(T1, SendGridAccount).api_key.get_secret_value()
+    assert request.headers["authorization"] == f"Bearer {api_key}"
 
 
 def test_sendgrid_query_escapes_quotes_and_backslashes_in_the_key() -> None:
@@ -359,7 +372,7 @@ def test_sendgrid_query_escapes_quotes_and_backslashes_in_the_key() -> None:
 
 def test_sendgrid_lookup_without_account_is_missing_credentials() -> None:
     payload = email()
-    with pytest.raises(MissingCredentialsError, match="SendGrid"):
+    with pytest.raises(MissingCredentialsError, match="'bare' has no enabled sendgrid account"):
         SENDGRID.lookup_request(
             command("sendgrid", payload), payload, NO_ACCOUNTS, "http://x", SINCE
         )

@@ -22,18 +22,21 @@ from adapter_support import (
     with_bearer,
 )
 from connector_support import BARE, PHONE, SleepRecorder, Step, command, make_tenants, tenant
+from tenant_accounts import primary
 
-from connectors.base import Delivered, MissingCredentialsError, Rejected, RetryLater
+import providers
+from catalog.tenant_file import new_rsa_key_pem
 from connectors.executor import CommandExecutor
-from connectors.fcm import Fcm
-from connectors.google_auth import GoogleServiceAccountAuth
-from connectors.gworkspace import GoogleWorkspace
-from connectors.mobileapp import MobileApp
-from connectors.registry import PROVIDERS
+from connectors.registry import adapter as registered
 from connectors.retry import RetryPolicy
-from connectors.smsgateway import SmsGateway
 from core.settings import Settings
 from core.tenants import TenantDirectory
+from providers.base import Delivered, MissingCredentialsError, Rejected, RetryLater
+from providers.fcm import Fcm, FcmAccount
+from providers.google_auth import GoogleServiceAccountAuth
+from providers.gworkspace import GoogleWorkspace, GoogleWorkspaceAccount
+from providers.mobileapp import MobileApp, MobileAppAccount
+from providers.smsgateway import SmsGateway, SmsGatewayAccount
 from schemas.events import (
     CommandPayload,
     ConnectorCommand,
@@ -48,7 +51,7 @@ from schemas.events import (
 TENANTS = make_tenants()
 T1 = tenant(TENANTS)
 NO_ACCOUNTS = tenant(TENANTS, BARE)
-SETTINGS = Settings(google_token_url=TOKEN_URL)
+SETTINGS = Settings(provider_base_urls={"gworkspace.token": TOKEN_URL, "fcm.token": TOKEN_URL})
 GW_BASE = "http://sim/gworkspace"
 FCM_BASE = "http://sim/fcm"
 DIRECTORY_SCOPE = "https://www.googleapis.com/auth/admin.directory.user"
@@ -115,7 +118,7 @@ def answer(
 def test_sync_targets_are_registered(
     key: str, cls: type, category: str, payload_type: type
 ) -> None:
-    found: Any = PROVIDERS[key]
+    found: Any = registered(key)
     assert isinstance(found, cls)
     assert found.name == key
     assert found.category == category
@@ -152,19 +155,51 @@ def test_gworkspace_auth_is_delegated_to_the_admin_with_the_directory_scope() ->
     adapter = GoogleWorkspace()
     auth = adapter.auth(T1, SETTINGS)
     assert isinstance(auth, GoogleServiceAccountAuth)
-    assert T1.gworkspace is not None
     assert auth.scopes == (DIRECTORY_SCOPE,)
-    assert auth.subject == T1.gworkspace.admin_email
+    account = primary(T1, GoogleWorkspaceAccount)
+    assert auth.subject == account.admin_email
     assert auth.token_url == TOKEN_URL
-    header, claims = verify_jwt(auth.assertion(), T1.gworkspace.private_key.get_secret_value())
-    assert header["kid"] == T1.gworkspace.private_key_id
-    assert claims["iss"] == T1.gworkspace.client_email
-    assert claims["sub"] == T1.gworkspace.admin_email
+    header, claims = verify_jwt(auth.assertion(), account.private_key.get_secret_value())
+    assert header["kid"] == account.private_key_id
+    assert claims["iss"] == account.client_email
+    assert claims["sub"] == account.admin_email
     assert claims["scope"] == DIRECTORY_SCOPE
     assert claims["aud"] == TOKEN_URL
     assert claims["exp"] - claims["iat"] == 3600
     assert adapter.auth(T1, SETTINGS) is auth  # cached: the token outlives one call
     assert adapter.auth(T1, Settings()) is not auth  # another token endpoint, another flow
+
+
+def test_gworkspace_auth_for_a_labelled_account_is_that_accounts_own() -> None:
+    district = providers.parse_account(
+        "gworkspace",
+        "gworkspace-district",
+        {
+            "client_email": "hub-sync@district-erp.iam.gserviceaccount.com",
+            "private_key": new_rsa_key_pem(),
+            "private_key_id": "district-key",
+            "admin_email": "it@district.example",
+        },
+        priority=5,
+    )
+    both = T1.model_copy(update={"accounts": (*T1.accounts, district)})
+    adapter = GoogleWorkspace()
+    primary_auth = adapter.auth(both, SETTINGS)
+    labelled = adapter.auth(both, SETTINGS, "gworkspace-district")
+    assert isinstance(primary_auth, GoogleServiceAccountAuth)
+    assert isinstance(labelled, GoogleServiceAccountAuth)
+    assert labelled is not primary_auth
+    assert labelled.subject == "it@district.example"
+    assert isinstance(district.config, GoogleWorkspaceAccount)
+    header, claims = verify_jwt(
+        labelled.assertion(), district.config.private_key.get_secret_value()
+    )
+    assert header["kid"] == "district-key"
+    assert claims["iss"] == "hub-sync@district-erp.iam.gserviceaccount.com"
+    # Each account keeps its own cached flow (and token).
+    assert primary_auth.subject == primary(T1, GoogleWorkspaceAccount).admin_email
+    assert adapter.auth(both, SETTINGS) is primary_auth
+    assert adapter.auth(both, SETTINGS, "gworkspace-district") is labelled
 
 
 def test_gworkspace_without_account_is_missing_credentials() -> None:
@@ -285,9 +320,9 @@ def test_fcm_request_sends_a_topic_message() -> None:
     payload = push()
     cmd = command("fcm", payload)
     request = adapter.build_request(cmd, payload, T1, FCM_BASE)
-    assert T1.fcm is not None
     assert request.method == "POST"
-    assert str(request.url) == f"http://sim/fcm/v1/projects/{T1.fcm.project_id}/messages:send"
+    project = primary(T1, FcmAccount).project_id
+    assert str(request.url) == f"http://sim/fcm/v1/projects/{project}/messages:send"
     assert "authorization" not in request.headers
     tag = "hub-" + hashlib.sha256(cmd.idempotency_key.encode()).hexdigest()[:32]
     assert json.loads(request.content) == {
@@ -319,11 +354,11 @@ def test_fcm_auth_has_the_messaging_scope_and_no_subject() -> None:
     adapter = Fcm()
     auth = adapter.auth(T1, SETTINGS)
     assert isinstance(auth, GoogleServiceAccountAuth)
-    assert T1.fcm is not None
     assert auth.scopes == (FCM_SCOPE,)
     assert auth.subject is None
-    _, claims = verify_jwt(auth.assertion(), T1.fcm.private_key.get_secret_value())
-    assert claims["iss"] == T1.fcm.client_email
+    account = primary(T1, FcmAccount)
+    _, claims = verify_jwt(auth.assertion(), account.private_key.get_secret_value())
+    assert claims["iss"] == account.client_email
     assert "sub" not in claims
     assert adapter.auth(T1, SETTINGS) is auth
 
@@ -410,10 +445,10 @@ def test_mobileapp_request_puts_the_profile_with_bearer_key_and_idempotency_key(
     payload = app_profile("stu/42")
     cmd = command("mobileapp", payload, key="sync-stu-42-v3")
     request = MobileApp().build_request(cmd, payload, T1, "http://sim/mobileapp/")
-    assert T1.mobileapp is not None
     assert request.method == "PUT"
     assert request.url.raw_path == b"/mobileapp/api/v1/students/stu%2F42/profile"
-    assert request.headers["authorization"] == f"Bearer {T1.mobileapp.api_key.get_secret_value()}"
+    api_key = primary(T1, MobileAppAccount).api_key.get_secret_value()
+    assert request.headers["authorization"] == f"Bearer {api_key}"
     assert request.headers["idempotency-key"] == "sync-stu-42-v3"
     assert json.loads(request.content) == {
         "guardian_phone": PHONE,
@@ -490,10 +525,9 @@ def sms_request(student_id: str = "stu-42") -> httpx.Request:
 
 def test_smsgateway_request_posts_the_contact_with_the_authkey() -> None:
     request = sms_request()
-    assert T1.smsgateway is not None
     assert request.method == "POST"
     assert str(request.url) == "http://sim/sms/v1/contacts/update"
-    assert request.headers["authkey"] == T1.smsgateway.api_key.get_secret_value()
+    assert request.headers["authkey"] == primary(T1, SmsGatewayAccount).api_key.get_secret_value()
     assert "authorization" not in request.headers
     assert json.loads(request.content) == {"phone": PHONE, "studentId": "stu-42"}
     assert SmsGateway().auth(T1, SETTINGS) is None
@@ -600,9 +634,9 @@ async def test_gworkspace_end_to_end_fetches_a_token_then_patches_the_user() -> 
     assert result.details["etag"] == '"nMIcbcY0lJqG0nN9Wv8n3X8iA3w/xyz"'
     assert sleep.waits == []
     [token_request] = fake.token_requests
-    assert T1.gworkspace is not None
-    _, claims = verify_jwt(fake.assertions[0], T1.gworkspace.private_key.get_secret_value())
-    assert claims["sub"] == T1.gworkspace.admin_email
+    account = primary(T1, GoogleWorkspaceAccount)
+    _, claims = verify_jwt(fake.assertions[0], account.private_key.get_secret_value())
+    assert claims["sub"] == account.admin_email
     assert claims["aud"] == TOKEN_URL
     [api_request] = fake.api_requests
     assert api_request.headers["authorization"] == "Bearer ya29.token-1"
@@ -702,17 +736,17 @@ async def test_gworkspace_end_to_end_without_account_fails_permanently() -> None
 @pytest.mark.anyio
 async def test_fcm_end_to_end_sends_the_push() -> None:
     fake = FakeGoogle()
-    assert T1.fcm is not None
-    name = f"projects/{T1.fcm.project_id}/messages/0:1500415314455276%31bd1c96"
+    account = primary(T1, FcmAccount)
+    name = f"projects/{account.project_id}/messages/0:1500415314455276%31bd1c96"
     fake.api_steps = [with_bearer(lambda _r: httpx.Response(200, json={"name": name}), fake)]
     result, _ = await run(Fcm(), fake, push(), base_url=FCM_BASE)
     assert result.status is ResultStatus.DELIVERED
     assert result.provider_ref == name
-    _, claims = verify_jwt(fake.assertions[0], T1.fcm.private_key.get_secret_value())
+    _, claims = verify_jwt(fake.assertions[0], account.private_key.get_secret_value())
     assert claims["scope"] == FCM_SCOPE
     assert "sub" not in claims
     [api_request] = fake.api_requests
-    assert api_request.url.path == f"/fcm/v1/projects/{T1.fcm.project_id}/messages:send"
+    assert api_request.url.path == f"/fcm/v1/projects/{account.project_id}/messages:send"
 
 
 @pytest.mark.anyio

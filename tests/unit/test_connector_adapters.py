@@ -23,8 +23,11 @@ from connector_support import (
     tenant,
     twilio_message,
 )
+from tenant_accounts import primary
 
-from connectors.base import (
+import providers
+from core.tenants import Tenant
+from providers.base import (
     Delivered,
     MissingCredentialsError,
     Rejected,
@@ -34,10 +37,9 @@ from connectors.base import (
     json_or_empty,
     parse_retry_after,
 )
-from connectors.razorpay import Razorpay
-from connectors.sendgrid import SendGrid
-from connectors.twilio import Twilio
-from core.tenants import Tenant
+from providers.razorpay import Razorpay, RazorpayAccount
+from providers.sendgrid import SendGrid, SendGridAccount
+from providers.twilio import Twilio, TwilioAccount
 
 TENANTS = make_tenants()
 T1 = tenant(TENANTS)
@@ -137,11 +139,8 @@ def test_razorpay_request_shape() -> None:
     )
     assert request.method == "POST"
     assert str(request.url) == "http://sim/razorpay/v1/orders"
-    assert T1.razorpay is not None
-    assert basic_credentials(request) == (
-        T1.razorpay.key_id,
-        T1.razorpay.key_secret.get_secret_value(),
-    )
+    account = primary(T1, RazorpayAccount)
+    assert basic_credentials(request) == (account.key_id, account.key_secret.get_secret_value())
     assert request.headers["content-type"] == "application/json"
     assert json.loads(request.content) == {
         "amount": 150_000,
@@ -244,24 +243,26 @@ def test_razorpay_order_with_non_200_status_is_not_delivered() -> None:
 def test_twilio_request_shape() -> None:
     payload = sms(text="Fee received & thanks = 100%")
     request = TWILIO.build_request(command("twilio", payload), payload, T1, "http://sim/twilio/")
-    assert T1.twilio is not None
-    sid = T1.twilio.account_sid
+    account = primary(T1, TwilioAccount)
+    sid = account.account_sid
     assert request.method == "POST"
     assert str(request.url) == f"http://sim/twilio/2010-04-01/Accounts/{sid}/Messages.json"
-    assert basic_credentials(request) == (sid, T1.twilio.auth_token.get_secret_value())
+    assert basic_credentials(request) == (sid, account.auth_token.get_secret_value())
     assert request.headers["content-type"] == "application/x-www-form-urlencoded"
     form = parse_qs(request.content.decode(), strict_parsing=True)
     assert form == {
         "To": [PHONE],
-        "From": [T1.twilio.from_number],
+        "From": [account.from_number],
         "Body": ["Fee received & thanks = 100%"],
     }
+    assert account.from_number == "+15005550006"  # the primary's, not the backup's
 
 
 def test_twilio_from_number_is_the_tenants() -> None:
-    raw = T1.model_dump()
-    raw["twilio"] = {**raw["twilio"], "from_number": "+15550001111", "auth_token": "tok"}
-    other = Tenant.model_validate(raw)
+    fields = {**primary(T1, TwilioAccount).model_dump(), "from_number": "+15550001111"}
+    fields["auth_token"] = "tok"
+    account = providers.parse_account("twilio", "twilio-primary", fields)
+    other = Tenant(id=T1.id, name=T1.name, accounts=(account,))
     payload = sms()
     request = TWILIO.build_request(command("twilio", payload), payload, other, "http://x")
     assert parse_qs(request.content.decode())["From"] == ["+15550001111"]
@@ -269,8 +270,42 @@ def test_twilio_from_number_is_the_tenants() -> None:
 
 def test_twilio_without_account_is_missing_credentials() -> None:
     payload = sms()
-    with pytest.raises(MissingCredentialsError, match="Twilio"):
+    with pytest.raises(
+        MissingCredentialsError, match="tenant 'bare' has no enabled twilio account"
+    ):
         TWILIO.build_request(command("twilio", payload), payload, NO_ACCOUNTS, "http://x")
+
+
+def test_twilio_sends_from_the_account_the_command_names() -> None:
+    payload = sms()
+    cmd = command("twilio", payload, account="twilio-backup")
+    request = TWILIO.build_request(cmd, payload, T1, "http://sim/twilio")
+    backup = T1.by_label("twilio-backup")
+    assert backup is not None and isinstance(backup.config, TwilioAccount)
+    assert backup.config.account_sid != primary(T1, TwilioAccount).account_sid
+    sid = backup.config.account_sid
+    assert str(request.url) == f"http://sim/twilio/2010-04-01/Accounts/{sid}/Messages.json"
+    assert basic_credentials(request) == (sid, backup.config.auth_token.get_secret_value())
+    assert parse_qs(request.content.decode())["From"] == ["+15005550007"]
+
+
+@pytest.mark.parametrize(
+    ("label", "message"),
+    [
+        pytest.param("twilio-gone", "has no enabled account 'twilio-gone'", id="no-such-account"),
+        pytest.param(
+            "sendgrid-primary",
+            "account 'sendgrid-primary' is a sendgrid account, not twilio",
+            id="another-providers-account",
+        ),
+    ],
+)
+def test_twilio_with_an_account_it_cannot_use_is_missing_credentials(
+    label: str, message: str
+) -> None:
+    payload = sms()
+    with pytest.raises(MissingCredentialsError, match=message):
+        TWILIO.build_request(command("twilio", payload, account=label), payload, T1, "http://x")
 
 
 @pytest.mark.parametrize("status", [200, 201])
@@ -342,14 +377,14 @@ def test_sendgrid_request_shape() -> None:
     payload = email()
     cmd = command("sendgrid", payload, key="receipt-42")
     request = SENDGRID.build_request(cmd, payload, T1, "http://sim/sendgrid")
-    assert T1.sendgrid is not None
     assert request.method == "POST"
     assert str(request.url) == "http://sim/sendgrid/v3/mail/send"
-    assert request.headers["authorization"] == f"Bearer {T1.sendgrid.api_key.get_secret_value()}"
+    api_key = primary(T1, SendGridAccount).api_key.get_secret_value()
+    assert request.headers["authorization"] == f"Bearer {api_key}"
     assert request.headers["content-type"] == "application/json"
     assert json.loads(request.content) == {
         "personalizations": [{"to": [{"email": "parent@example.com", "name": "Mrs. Sharma"}]}],
-        "from": {"email": T1.sendgrid.from_email, "name": "School One"},
+        "from": {"email": primary(T1, SendGridAccount).from_email, "name": "School One"},
         "subject": "Fee receipt",
         "content": [
             {"type": "text/plain", "value": "Thank you"},
@@ -369,10 +404,9 @@ def test_sendgrid_text_only_mail_has_no_html_block_and_no_recipient_name() -> No
 
 
 def test_sendgrid_sender_without_name() -> None:
-    raw = T1.model_dump()
-    raw["sendgrid"] = {"api_key": "SG.k", "from_email": "fees@x.example", "from_name": ""}
-    raw["twilio"] = raw["razorpay"] = None
-    other = Tenant.model_validate(raw)
+    fields = {"api_key": "SG.k", "from_email": "fees@x.example", "from_name": ""}
+    account = providers.parse_account("sendgrid", "sendgrid-primary", fields)
+    other = Tenant(id=T1.id, name=T1.name, accounts=(account,))
     payload = email()
     request = SENDGRID.build_request(command("sendgrid", payload), payload, other, "http://x")
     assert json.loads(request.content)["from"] == {"email": "fees@x.example"}
@@ -381,7 +415,7 @@ def test_sendgrid_sender_without_name() -> None:
 
 def test_sendgrid_without_account_is_missing_credentials() -> None:
     payload = email()
-    with pytest.raises(MissingCredentialsError, match="SendGrid"):
+    with pytest.raises(MissingCredentialsError, match="'bare' has no enabled sendgrid account"):
         SENDGRID.build_request(command("sendgrid", payload), payload, NO_ACCOUNTS, "http://x")
 
 

@@ -35,12 +35,15 @@ from connector_support import (
     tenant,
     twilio_message,
 )
+from tenant_accounts import primary
 
+from catalog.tenant_file import demo_tenant_config, parse_tenants
 from connectors.executor import CommandExecutor
-from connectors.registry import PROVIDERS
+from connectors.registry import adapter
 from connectors.retry import RetryPolicy
 from core.settings import Settings
-from core.tenants import TenantDirectory, demo_tenant_config, parse_tenants
+from core.tenants import TenantDirectory
+from providers.twilio import TwilioAccount
 from schemas.events import ConnectorCommand, ConnectorResult, ResultStatus
 
 
@@ -65,7 +68,7 @@ class Harness:
 
     def executor(self) -> CommandExecutor:
         return CommandExecutor(
-            PROVIDERS[self.provider],
+            adapter(self.provider),
             settings=Settings(),
             base_url=f"http://sim/{self.provider}",
             tenants=self.tenants,
@@ -125,10 +128,13 @@ async def test_sms_delivered_through_the_simulator(
     assert_answers(result, cmd)
     [received] = sim.requests("twilio")
     t1 = tenant(tenants)
-    assert t1.twilio is not None
     assert received.tenant == TENANT
     assert received.response_status == 201
-    assert received.body == {"To": PHONE, "From": t1.twilio.from_number, "Body": payload.text}
+    assert received.body == {
+        "To": PHONE,
+        "From": primary(t1, TwilioAccount).from_number,
+        "Body": payload.text,
+    }
     assert [m["sid"] for m in sim.sms()] == [result.provider_ref]
     assert h.waits == []
 
@@ -459,7 +465,7 @@ def never_called(request: httpx.Request) -> httpx.Response:
         pytest.param(
             "twilio",
             command("twilio", sms(), tenant_id=BARE),
-            "has no Twilio account",
+            "has no enabled twilio account",
             id="missing-credentials",
         ),
     ],

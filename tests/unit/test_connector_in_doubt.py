@@ -27,7 +27,7 @@ from connector_support import (
     sms,
 )
 
-from connectors.base import RetryLater
+from catalog.tenant_file import demo_tenant_config, parse_tenants
 from connectors.executor import CommandExecutor, duplicate_of, in_doubt_failure
 from connectors.ledger import (
     AnswerDuplicate,
@@ -38,11 +38,12 @@ from connectors.ledger import (
     intent,
     outcome,
 )
-from connectors.lookup import Found, NotFound, lookup_refused
-from connectors.registry import PROVIDERS
+from connectors.registry import adapter
 from connectors.retry import RetryPolicy
 from core.settings import Settings
-from core.tenants import TenantDirectory, demo_tenant_config, parse_tenants
+from core.tenants import TenantDirectory
+from providers.base import RetryLater
+from providers.lookup import Found, NotFound, lookup_refused
 from schemas.events import ResultStatus
 
 
@@ -74,7 +75,7 @@ class Setup:
 
     def executor(self, provider: str, http: httpx.AsyncClient) -> CommandExecutor:
         return CommandExecutor(
-            PROVIDERS[provider],
+            adapter(provider),
             settings=self.settings,
             base_url=f"http://sim/{provider}",
             tenants=self.tenants,

@@ -9,7 +9,6 @@ from collections.abc import Callable
 import pytest
 from connector_support import command, sms
 
-from connectors.base import Delivered, Rejected, RetryLater
 from connectors.executor import duplicate_of, found, result_for, superseded
 from connectors.ledger import (
     AnswerDuplicate,
@@ -28,8 +27,9 @@ from connectors.ledger import (
     mark_key,
     outcome,
 )
-from connectors.lookup import Found
 from connectors.retry import Attempted
+from providers.base import Delivered, Rejected, RetryLater
+from providers.lookup import Found
 from schemas.events import ConnectorCommand, ConnectorResult, ResultStatus
 
 AT = 1_750_000_000_000  # when the attempt (or the outcome) was recorded, epoch ms

@@ -7,9 +7,9 @@ from collections.abc import Awaitable, Callable, Sequence
 import pytest
 from connector_support import SleepRecorder
 
-from connectors.base import Delivered, Outcome, Rejected, RetryLater
 from connectors.retry import RetryPolicy, with_retries
 from core.settings import Settings
+from providers.base import Delivered, Outcome, Rejected, RetryLater
 
 UNAVAILABLE = RetryLater("Service Unavailable", 503)
 OK = Delivered("SM1", 201)

@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from dlq_support import NOW, STAGE, letter, record
 
-from core.topics import all_stages
 from hub.dlq.model import (
     BadIdError,
     DlqFilter,
@@ -19,6 +18,7 @@ from hub.dlq.model import (
     parse_when,
     select,
 )
+from providers import stages as all_stages
 from schemas.events import DeadLetterStatus
 
 ALL = frozenset(Status)

@@ -6,6 +6,9 @@ from schemas.codec import SingleObjectCodec
 from schemas.events import (
     EVENT_MODELS,
     Alert,
+    AuditDirection,
+    AuditOutcome,
+    CatalogAccount,
     CdcSource,
     ChangeOp,
     Channel,
@@ -36,11 +39,14 @@ from schemas.events import (
     PaymentRecorded,
     PaymentRequested,
     PaymentStatus,
+    ProviderCallAudit,
     RawWebhook,
     ResultStatus,
+    SealedSecrets,
     SendEmail,
     SendSms,
     Severity,
+    TenantCatalogEntry,
     UnexpectedEventError,
     decode_as,
     decode_event,
@@ -251,6 +257,48 @@ EXAMPLES += [
         op=ChangeOp.UPDATE,
         changes=[FieldChange(field="phone", old="+919876543210", new="+919999999999")],
         source=_SOURCE,
+    ),
+]
+
+EXAMPLES += [
+    TenantCatalogEntry(
+        header=header(TenantCatalogEntry.EVENT_TYPE),
+        tenant_id="greenwood",
+        name="Greenwood High School",
+        version=7,
+        accounts=[
+            CatalogAccount(
+                label="twilio-primary",
+                provider="twilio",
+                priority=0,
+                settings={"account_sid": "AC1", "from_number": "+15005550006"},
+                sealed=SealedSecrets(key_id="mk-1", wrapped_key=b"\x01w", ciphertext=b"\x02c"),
+            ),
+            CatalogAccount(label="sms-backup", provider="smsgateway", enabled=False),
+        ],
+        routing={"sms": ["twilio-primary", "sms-backup"]},
+    ),
+]
+
+EXAMPLES += [
+    ProviderCallAudit(
+        header=header(ProviderCallAudit.EVENT_TYPE),
+        provider="twilio",
+        account="twilio-primary",
+        operation="sms.send",
+        direction=AuditDirection.OUTBOUND,
+        method="POST",
+        url="https://api.twilio.com/2010-04-01/Accounts/AC1/Messages.json",
+        http_status=503,
+        duration_ms=41.5,
+        attempt=2,
+        outcome=AuditOutcome.RETRY,
+        error="Service Unavailable",
+        idempotency_key="k",
+        request_headers={"authorization": "***"},
+        request_body="To=%2B919876543210&Body=hi",
+        response_body='{"code": 20503}',
+        at=utcnow(),
     ),
 ]
 

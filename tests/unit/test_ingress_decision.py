@@ -4,14 +4,19 @@ import json
 import tomllib
 
 import pytest
+from tenant_accounts import primary
 
-from core.tenants import demo_tenant_config, parse_tenants
+from catalog.tenant_file import demo_tenant_config, parse_tenants
+from core.tenants import Tenant
+from providers.razorpay import RazorpayAccount, RazorpayVerifier
 from schemas.events import RawWebhook
 from webhook_ingress.decision import Rejection, accept, check_headers, check_route
-from webhook_ingress.signatures import RazorpayVerifier
+from webhook_ingress.signatures import verifier_for
 
 TENANTS = parse_tenants(tomllib.loads(demo_tenant_config("greenwood")))
-SECRET = TENANTS.get("greenwood").razorpay.webhook_secret.get_secret_value()  # type: ignore[union-attr]
+GREENWOOD = TENANTS.get("greenwood")
+assert isinstance(GREENWOOD, Tenant)
+SECRET = primary(GREENWOOD, RazorpayAccount).webhook_secret.get_secret_value()
 BODY = json.dumps({"event": "payment.captured", "payload": {}}).encode()
 
 
@@ -38,7 +43,7 @@ def test_signature_is_hmac_sha256_hex_of_the_raw_body():
 
 
 def test_a_verified_webhook_becomes_a_raw_record_with_the_exact_bytes():
-    raw = accept("razorpay", "greenwood", SECRET, signed(authorization="Basic x"), BODY)
+    raw = accept("razorpay", "greenwood", [SECRET], signed(authorization="Basic x"), BODY)
     assert isinstance(raw, RawWebhook)
     assert raw.body == BODY
     assert raw.provider_event_id == "evt_1"
@@ -50,7 +55,7 @@ def test_a_verified_webhook_becomes_a_raw_record_with_the_exact_bytes():
 def test_without_an_event_id_the_body_hash_identifies_the_delivery():
     headers = signed()
     del headers["x-razorpay-event-id"]
-    raw = accept("razorpay", "greenwood", SECRET, headers, BODY)
+    raw = accept("razorpay", "greenwood", [SECRET], headers, BODY)
     assert isinstance(raw, RawWebhook)
     assert raw.provider_event_id == hashlib.sha256(BODY).hexdigest()
 
@@ -66,16 +71,94 @@ def test_without_an_event_id_the_body_hash_identifies_the_delivery():
     ],
 )
 def test_rejections(headers: dict[str, str], body: bytes, status: int, security: bool):
-    rejection = accept("razorpay", "greenwood", SECRET, headers, body)
+    rejection = accept("razorpay", "greenwood", [SECRET], headers, body)
     assert isinstance(rejection, Rejection)
     assert (rejection.status, rejection.security) == (status, security)
 
 
+def test_the_ingress_verifies_with_the_providers_own_verifier() -> None:
+    assert isinstance(verifier_for("razorpay"), RazorpayVerifier)
+    assert verifier_for("twilio") is None  # declared without webhooks: it never calls the hub
+    assert verifier_for("paytm") is None
+
+
 def test_route_checks():
-    assert check_route("razorpay", "greenwood", TENANTS) == SECRET
+    assert check_route("razorpay", "greenwood", TENANTS) == [SECRET]
     assert check_route("paytm", "greenwood", TENANTS) == Rejection(404, "unknown provider 'paytm'")
     missing = check_route("razorpay", "nobody", TENANTS)
     assert isinstance(missing, Rejection) and missing.status == 404
+
+
+# A school moving to a new Razorpay account (or running two) gets webhooks signed
+# with either account's secret; a disabled account's secret no longer counts.
+TWO_ACCOUNTS = parse_tenants(
+    tomllib.loads(
+        """
+[tenants.riverside.accounts.rzp-old]
+provider = "razorpay"
+priority = 5
+key_id = "rzp_test_old"
+key_secret = "old-key-secret"
+webhook_secret = "old-webhook-secret"
+
+[tenants.riverside.accounts.rzp-new]
+provider = "razorpay"
+key_id = "rzp_test_new"
+key_secret = "new-key-secret"
+webhook_secret = "new-webhook-secret"
+
+[tenants.riverside.accounts.rzp-closed]
+provider = "razorpay"
+enabled = false
+key_id = "rzp_test_closed"
+key_secret = "closed-key-secret"
+webhook_secret = "closed-webhook-secret"
+
+[tenants.lakeside.accounts.twilio-primary]
+provider = "twilio"
+account_sid = "AC00000000000000000000000000000000"
+auth_token = "token"
+from_number = "+15005550006"
+"""
+    )
+)
+
+
+def test_route_lists_every_enabled_accounts_webhook_secret_primary_first() -> None:
+    secrets = check_route("razorpay", "riverside", TWO_ACCOUNTS)
+    assert secrets == ["new-webhook-secret", "old-webhook-secret"]
+
+
+def test_a_tenant_without_an_account_of_the_provider_is_unknown_for_it() -> None:
+    assert check_route("razorpay", "lakeside", TWO_ACCOUNTS) == Rejection(
+        404, "unknown tenant 'lakeside' for razorpay"
+    )
+
+
+@pytest.mark.parametrize("secret", ["new-webhook-secret", "old-webhook-secret"])
+def test_a_webhook_signed_with_any_of_the_tenants_secrets_is_accepted(secret: str) -> None:
+    secrets = check_route("razorpay", "riverside", TWO_ACCOUNTS)
+    assert isinstance(secrets, list)
+    headers = {
+        "content-type": "application/json",
+        "x-razorpay-signature": RazorpayVerifier().sign(BODY, secret),
+    }
+    raw = accept("razorpay", "riverside", secrets, headers, BODY)
+    assert isinstance(raw, RawWebhook)
+    assert raw.header.tenant == "riverside"
+
+
+@pytest.mark.parametrize("secret", ["closed-webhook-secret", SECRET])
+def test_a_webhook_signed_with_a_disabled_or_another_tenants_secret_is_refused(secret: str) -> None:
+    secrets = check_route("razorpay", "riverside", TWO_ACCOUNTS)
+    assert isinstance(secrets, list)
+    headers = {
+        "content-type": "application/json",
+        "x-razorpay-signature": RazorpayVerifier().sign(BODY, secret),
+    }
+    assert accept("razorpay", "riverside", secrets, headers, BODY) == Rejection(
+        401, "signature does not match the body", security=True
+    )
 
 
 @pytest.mark.parametrize(

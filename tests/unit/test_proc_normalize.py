@@ -16,14 +16,9 @@ from proc_support import (
     webhook_body,
 )
 
-from processors.normalize import (
-    NORMALIZERS,
-    NormalizationError,
-    expired,
-    is_duplicate,
-    normalize,
-    normalize_razorpay,
-)
+import providers
+from processors.normalize import NormalizationError, expired, is_duplicate, normalize
+from providers.razorpay import normalize_razorpay
 from schemas.events import PaymentEvent, PaymentEventKind
 
 FAILED_DESCRIPTION = "Payment failed due to insufficient funds in the account"
@@ -240,9 +235,18 @@ def test_an_unknown_provider_is_a_normalization_error() -> None:
         normalize(raw)
 
 
+def test_a_provider_that_sends_no_webhooks_is_a_normalization_error() -> None:
+    raw = raw_webhook(webhook_body(), provider="twilio")
+
+    with pytest.raises(NormalizationError, match="no normalizer for provider 'twilio'"):
+        normalize(raw)
+
+
 def test_normalization_error_is_a_value_error() -> None:
     assert issubclass(NormalizationError, ValueError)
-    assert set(NORMALIZERS) == {"razorpay"}
+    assert providers.with_webhooks() == ("razorpay",)
+    webhooks = providers.get("razorpay").webhooks
+    assert webhooks is not None and webhooks.normalize is normalize_razorpay
 
 
 # --- dedup window -----------------------------------------------------------

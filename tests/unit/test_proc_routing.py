@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import tomllib
+
 import pytest
 from proc_support import EMAIL, NO_GATEWAY_TENANT, NO_SMS_TENANT, PHONE, TENANT, tenants
 
-from core.tenants import parse_tenants
-from processors.routing import CHANNEL_PROVIDERS, RoutingError, choose_provider, route
+from catalog.tenant_file import parse_tenants
+from core.tenants import Tenant, TenantDirectory
+from processors.routing import (
+    CHANNEL_PROVIDERS,
+    RoutingError,
+    choose_account,
+    choose_provider,
+    route,
+)
 from schemas.events import (
     Channel,
     ConnectorCommand,
@@ -58,6 +67,7 @@ def test_an_sms_goes_to_twilio_as_send_sms() -> None:
     command = emit.event
     assert isinstance(command, ConnectorCommand)
     assert command.provider == "twilio"
+    assert command.account == "twilio-primary"  # the demo tenant's routing: sms first to it
     assert command.payload == SendSms(to=PHONE, text=SMS_TEXT)
     assert command.operation == "sms.send"
     assert command.idempotency_key == request.idempotency_key
@@ -74,6 +84,7 @@ def test_an_email_goes_to_sendgrid_as_send_email() -> None:
     command = emit.event
     assert isinstance(command, ConnectorCommand)
     assert command.provider == "sendgrid"
+    assert command.account == "sendgrid-primary"
     assert command.payload == SendEmail(
         to=EMAIL,
         to_name="Priya Sharma",
@@ -126,7 +137,10 @@ def test_a_tenant_without_an_sms_provider_still_routes_email() -> None:
 
 
 def test_a_tenant_without_a_gateway_still_routes_notifications() -> None:
-    assert route(sms_request(NO_GATEWAY_TENANT), TENANTS).event.provider == "twilio"
+    command = route(sms_request(NO_GATEWAY_TENANT), TENANTS).event
+    assert isinstance(command, ConnectorCommand)
+    assert command.provider == "twilio"
+    assert command.account is None  # no routing: the provider's primary account
 
 
 def test_an_unknown_tenant_cannot_route() -> None:
@@ -152,6 +166,77 @@ def test_every_channel_has_a_provider_list() -> None:
     assert set(CHANNEL_PROVIDERS) == set(Channel)
     assert CHANNEL_PROVIDERS[Channel.SMS] == ("twilio",)
     assert CHANNEL_PROVIDERS[Channel.EMAIL] == ("sendgrid",)
+
+
+# --- which of the tenant's accounts ------------------------------------------
+
+_TWILIO = 'provider = "twilio"\nauth_token = "t0ken"\nfrom_number = "+15005550006"'
+
+
+def school(routing: str = "", *, backup_enabled: str = "true") -> Tenant:
+    """A school with two Twilio accounts and one SendGrid account, routed as given."""
+    raw = f"""
+[tenants.oakridge.accounts.twilio-primary]
+{_TWILIO}
+account_sid = "AC00000000000000000000000000000001"
+
+[tenants.oakridge.accounts.twilio-backup]
+{_TWILIO}
+account_sid = "AC00000000000000000000000000000002"
+priority = 10
+enabled = {backup_enabled}
+
+[tenants.oakridge.accounts.sendgrid-primary]
+provider = "sendgrid"
+api_key = "SG.x.y"
+from_email = "fees@oakridge.school.example"
+
+[tenants.oakridge.routing]
+{routing}
+"""
+    found = parse_tenants(tomllib.loads(raw)).get("oakridge")
+    assert found is not None
+    return found
+
+
+@pytest.mark.parametrize(
+    ("routing", "expected"),
+    [
+        pytest.param(
+            'sms = ["twilio-backup", "twilio-primary"]', "twilio-backup", id="backup-first"
+        ),
+        pytest.param('sms = ["twilio-primary", "twilio-backup"]', "twilio-primary", id="primary"),
+        pytest.param('sms = ["nowhere", "twilio-backup"]', "twilio-backup", id="unknown-skipped"),
+        pytest.param(
+            'sms = ["sendgrid-primary", "twilio-backup"]', "twilio-backup", id="wrong-channel"
+        ),
+    ],
+)
+def test_choose_account_follows_the_tenants_routing(routing: str, expected: str) -> None:
+    assert choose_account(Channel.SMS, school(routing)) == ("twilio", expected)
+
+
+def test_a_disabled_account_in_the_routing_is_skipped() -> None:
+    tenant = school('sms = ["twilio-backup", "twilio-primary"]', backup_enabled="false")
+    assert choose_account(Channel.SMS, tenant) == ("twilio", "twilio-primary")
+
+
+def test_without_routing_for_the_channel_the_providers_primary_is_used() -> None:
+    tenant = school('email = ["sendgrid-primary"]')
+    assert choose_account(Channel.SMS, tenant) == ("twilio", None)
+    assert choose_account(Channel.EMAIL, tenant) == ("sendgrid", "sendgrid-primary")
+
+
+def test_the_routed_account_travels_on_the_command() -> None:
+    tenant = school('sms = ["twilio-backup", "twilio-primary"]')
+    request = sms_request("oakridge")
+
+    emit = route(request, TenantDirectory({"oakridge": tenant}))
+
+    assert emit.topic == "connector.twilio.commands.v1"
+    assert isinstance(emit.event, ConnectorCommand)
+    assert (emit.event.provider, emit.event.account) == ("twilio", "twilio-backup")
+    assert emit.record_key == f"oakridge:{request.idempotency_key}"
 
 
 def test_routing_error_is_a_value_error() -> None:

@@ -303,6 +303,7 @@ def test_the_simulators_are_development_only_and_cdc_is_optional() -> None:
     everything = components(simulators=True, cdc=True)
     assert [c.name for c in everything if c.dev_only] == ["simulators"]
     assert [c.name for c in components(simulators=False, cdc=False)] == [
+        "admin",
         "ingress",
         "processors",
         "connectors",

@@ -1,15 +1,11 @@
 import re
 
 from core.topic_admin import Action, ExistingTopic, plan
-from core.topics import (
-    CONNECTOR_PROVIDERS,
-    PROCESSOR_STAGES,
-    STATE_TABLES,
-    catalog,
-    default_topic_for,
-    dlq_topic,
-    spec,
-)
+from core.topics import PROCESSOR_STAGES, STATE_TABLES, default_topic_for, dlq_topic
+from providers import names as provider_names
+from providers import stages as all_stages
+from providers import topic_spec as spec
+from providers import topics as catalog
 from schemas.store import default_store
 
 NAME = re.compile(r"^[a-z0-9-]+(\.[a-z0-9-]+)*\.v\d+$")
@@ -27,8 +23,10 @@ def test_every_topic_follows_the_naming_convention_and_names_a_real_schema():
 
 def test_every_stage_has_a_dead_letter_topic():
     names = {s.name for s in catalog()}
-    stages = [*PROCESSOR_STAGES, *(f"connector-{p}" for p in CONNECTOR_PROVIDERS)]
+    stages = [*PROCESSOR_STAGES, *(f"connector-{p}" for p in provider_names())]
     assert {dlq_topic(stage) for stage in stages} <= names
+    assert sorted(all_stages()) == sorted(stages)
+    assert "connector-twilio" in all_stages() and "normalizer" in all_stages()
 
 
 def test_every_stage_table_has_a_compacted_state_topic():
@@ -39,7 +37,7 @@ def test_every_stage_table_has_a_compacted_state_topic():
 
 
 def test_ledgers_are_compacted_and_outlive_dead_letters_and_results_are_a_plain_log():
-    for provider in CONNECTOR_PROVIDERS:
+    for provider in provider_names():
         ledger = spec(f"connector.{provider}.ledger.v1")
         assert ledger.cleanup_policy == "compact,delete"
         assert ledger.retention_ms > spec(f"dlq.connector-{provider}.v1").retention_ms
@@ -72,5 +70,8 @@ def test_plan_creates_missing_fixes_drifted_configs_and_never_touches_partitions
 
 def test_plan_is_idempotent():
     specs = catalog()
-    applied = {s.name: ExistingTopic(3, s.config()) for s in specs}
+    # As applying it left them: the default partition count, unless a topic fixes its own
+    # (the tenant catalog is read whole, in order: one partition).
+    applied = {s.name: ExistingTopic(s.partitions or 3, s.config()) for s in specs}
+    assert spec("hub.catalog.tenants.v1").partitions == 1
     assert {p.action for p in plan(specs, applied, 3)} == {Action.UNCHANGED}

@@ -7,6 +7,7 @@ import time
 import pytest
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
+from core import transactions
 from core.kafka import FatalConsumerError, consume_error
 from core.ports import free_port
 from core.transactions import (
@@ -15,7 +16,6 @@ from core.transactions import (
     Transactor,
     is_fatal,
 )
-from core import transactions
 
 
 @pytest.mark.parametrize(
