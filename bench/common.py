@@ -12,14 +12,15 @@ from pathlib import Path
 import aiohttp
 from confluent_kafka.admin import AdminClient
 
+from catalog.tenant_file import demo_tenant_config, read_tenant_file
 from core.kafka import admin_config
 from core.ports import free_port
 from core.settings import Settings
-from core.tenants import demo_tenant_config
 from core.topic_admin import apply_catalog
-from core.topics import catalog_for
 from hub.local_kafka import BrokerConfig, LocalBroker
 from hub.stack import with_simulators
+from hub.tenants_seed import seed_catalog
+from providers import topics as topic_catalog
 
 
 @contextmanager
@@ -35,7 +36,8 @@ def bench_environment(workdir: Path) -> Iterator[Settings]:
         )
     )
     broker.up(timeout=120)
-    tenants = workdir / "tenants.toml"
+    (workdir / "home").mkdir(parents=True, exist_ok=True)
+    tenants = workdir / "home" / "tenants.toml"  # bench signs webhooks with these secrets
     tenants.write_text(demo_tenant_config())
     settings = with_simulators(
         Settings(
@@ -43,16 +45,16 @@ def bench_environment(workdir: Path) -> Iterator[Settings]:
             kafka_bootstrap_servers=broker.cfg.bootstrap,
             ingress_port=free_port(),
             simulator_port=free_port(),
-            tenants_file=tenants,
             log_level="WARNING",
         )
     )
     apply_catalog(
         AdminClient(admin_config(settings)),
-        catalog_for(settings),
+        topic_catalog(settings),
         settings.topic_partitions,
         settings.topic_replication_factor,
     )
+    seed_catalog(settings, read_tenant_file(tenants))
     try:
         yield settings
     finally:

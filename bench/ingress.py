@@ -22,12 +22,12 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from bench.common import post_load
+from catalog.tenant_file import read_tenant_file
 from core.kafka import admin_config, producer_config
 from core.ports import free_port
 from core.settings import Settings
-from core.tenants import load_tenants
 from hub.stack import settings_env
-from webhook_ingress.signatures import RazorpayVerifier
+from providers.razorpay import RazorpayAccount, RazorpayVerifier
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -134,9 +134,9 @@ def kafka_baseline(settings: Settings, size: int, count: int) -> float:
 
 
 def run(settings: Settings, count: int = 20_000, concurrency: int = 64) -> dict[str, Any]:
-    tenant = load_tenants(settings).get("greenwood")
-    assert tenant and tenant.razorpay
-    requests = signed_webhooks(tenant.razorpay.webhook_secret.get_secret_value(), count)
+    tenant = read_tenant_file(settings.home / "tenants.toml")[0]
+    account = tenant.account("razorpay", RazorpayAccount)
+    requests = signed_webhooks(account.webhook_secret.get_secret_value(), count)
     env = {**os.environ, **settings_env(settings)}
     trivial_port = free_port()
     trivial = _serve(

@@ -21,18 +21,19 @@ from typing import Any
 
 from confluent_kafka.admin import AdminClient
 
+from catalog.tenant_file import demo_tenant_config, read_tenant_file
 from core.kafka import admin_config
 from core.ports import free_port
 from core.settings import Settings
-from core.tenants import demo_tenant_config
 from core.topic_admin import apply_catalog
-from core.topics import catalog_for
 from hub import erp
 from hub.local_cluster import ClusterConfig, LocalCluster
 from hub.local_kafka import BrokerConfig, LocalBroker
 from hub.local_postgres import LocalPostgres, PostgresConfig
 from hub.stack import HubStack, with_simulators
 from hub.supervisor import Event, RestartPolicy
+from hub.tenants_seed import seed_catalog
+from providers import topics as topic_catalog
 from simulators.client import SimulatorClient
 
 TENANTS = (("greenwood", "Greenwood High School"), ("riverside", "Riverside Public School"))
@@ -43,7 +44,7 @@ CHAOS_RESTARTS = RestartPolicy(
 )
 
 
-def chaos_settings(home: Path, bootstrap: str, tenants_file: Path, **overrides: Any) -> Settings:
+def chaos_settings(home: Path, bootstrap: str, **overrides: Any) -> Settings:
     """The hub's defaults, with waits scaled to minutes instead of hours."""
     base: dict[str, Any] = {
         "home": home,
@@ -51,7 +52,6 @@ def chaos_settings(home: Path, bootstrap: str, tenants_file: Path, **overrides: 
         "ingress_port": free_port(),
         "simulator_port": free_port(),
         "cdc_connect_port": free_port(),
-        "tenants_file": tenants_file,
         # The seed's 1-2-4-8 s, scaled down; tiers long enough together to outlast a
         # two-minute provider outage (5+10+20+40+80 s).
         "retry_base_seconds": 0.2,
@@ -129,7 +129,10 @@ def environment(
         cleanup.callback(shutil.rmtree, workdir, True)
         cleanup.callback(_keep_logs, workdir, name)
         broker, cluster, bootstrap = _start_kafka(workdir, nodes, cleanup)
-        tenants_file = workdir / "tenants.toml"
+        # The fault suite reads secrets back from this file (to sign webhooks);
+        # the hub itself gets tenants from the catalog only.
+        (workdir / "home").mkdir()
+        tenants_file = workdir / "home" / "tenants.toml"
         tenants_file.write_text("\n".join(demo_tenant_config(t, n) for t, n in TENANTS))
         extra = dict(overrides or {})
         if nodes > 1:
@@ -137,13 +140,14 @@ def environment(
         postgres = _start_postgres(workdir, cleanup) if cdc else None
         if postgres is not None:
             extra["postgres_dsn"] = postgres.cfg.dsn
-        settings = chaos_settings(workdir / "home", bootstrap, tenants_file, **extra)
+        settings = chaos_settings(workdir / "home", bootstrap, **extra)
         apply_catalog(
             AdminClient(admin_config(settings)),
-            catalog_for(settings),
+            topic_catalog(settings),
             settings.topic_partitions,
             settings.topic_replication_factor,
         )
+        seed_catalog(settings, read_tenant_file(tenants_file))
         events: list[Event] = []
         stack = HubStack(
             settings, workdir / "logs", cdc=cdc, policy=CHAOS_RESTARTS, on_event=events.append

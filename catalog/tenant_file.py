@@ -1,0 +1,185 @@
+"""Tenant files (TOML): what `hub tenants import FILE` reads, and the demo tenants.
+
+The format names each account by its label:
+
+    [tenants.greenwood]
+    name = "Greenwood High School"
+
+    [tenants.greenwood.accounts.twilio-primary]
+    provider = "twilio"
+    account_sid = "AC…"
+    auth_token = "…"
+    from_number = "+15005550006"
+
+    [tenants.greenwood.routing]
+    sms = ["twilio-primary", "twilio-backup"]
+
+The older format, one table per provider (`[tenants.greenwood.twilio]`), is
+read too: its account becomes `<provider>-primary`.
+"""
+
+from __future__ import annotations
+
+import secrets
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from pydantic import ValidationError
+
+import providers
+from core.tenants import ProviderAccount, Tenant, TenantDirectory
+
+_TENANT_KEYS = frozenset({"name", "enabled", "accounts", "routing"})
+_ACCOUNT_KEYS = frozenset({"provider", "priority", "enabled"})
+
+
+class TenantFileError(ValueError):
+    pass
+
+
+def _account(tenant_id: str, label: str, body: Any, provider: str | None = None) -> ProviderAccount:
+    if not isinstance(body, Mapping):
+        raise TenantFileError(f"tenant {tenant_id!r}: account {label!r} must be a table")
+    fields = {k: v for k, v in body.items() if k not in _ACCOUNT_KEYS}
+    provider = provider or body.get("provider")
+    if not isinstance(provider, str):
+        raise TenantFileError(f"tenant {tenant_id!r}: account {label!r} names no provider")
+    try:
+        return providers.parse_account(
+            provider,
+            label,
+            fields,
+            priority=int(body.get("priority", 0)),
+            enabled=bool(body.get("enabled", True)),
+        )
+    except (providers.AccountError, providers.UnknownProviderError) as exc:
+        raise TenantFileError(f"tenant {tenant_id!r}, account {label!r}: {exc}") from None
+
+
+def _tenant(tenant_id: str, body: Any) -> Tenant:
+    if not isinstance(body, Mapping):
+        raise TenantFileError(f"tenant {tenant_id!r} must be a table")
+    accounts = [
+        _account(tenant_id, label, account)
+        for label, account in dict(body.get("accounts", {})).items()
+    ]
+    # The older format: a table named after the provider.
+    accounts += [
+        _account(tenant_id, f"{key}-primary", value, provider=key)
+        for key, value in body.items()
+        if key not in _TENANT_KEYS
+    ]
+    routing = {str(k): tuple(v) for k, v in dict(body.get("routing", {})).items()}
+    try:
+        return Tenant(
+            id=tenant_id,
+            name=str(body.get("name", "")),
+            enabled=bool(body.get("enabled", True)),
+            accounts=tuple(accounts),
+            routing=routing,
+        )
+    except ValidationError as exc:
+        raise TenantFileError(f"tenant {tenant_id!r}: {exc.errors()[0]['msg']}") from None
+
+
+def parse_tenants(raw: Mapping[str, Any]) -> TenantDirectory:
+    return TenantDirectory({t.id: t for t in tenants_of(raw)})
+
+
+def tenants_of(raw: Mapping[str, Any]) -> list[Tenant]:
+    table = raw.get("tenants", raw)
+    if not isinstance(table, Mapping):
+        raise TenantFileError("a tenant file maps tenant ids to their settings ([tenants.<id>])")
+    return [_tenant(str(tenant_id), body) for tenant_id, body in table.items()]
+
+
+def read_tenant_file(path: Path) -> list[Tenant]:
+    path = path.expanduser()
+    if not path.exists():
+        raise TenantFileError(f"{path} does not exist")
+    try:
+        return tenants_of(tomllib.loads(path.read_text()))
+    except tomllib.TOMLDecodeError as exc:
+        raise TenantFileError(f"{path} is not valid TOML: {exc}") from None
+
+
+def new_rsa_key_pem() -> str:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+
+
+def demo_tenant_config(tenant_id: str = "greenwood", name: str = "Greenwood High School") -> str:
+    """A TOML tenant file with freshly generated secrets, for local runs and tests.
+
+    The secrets are random per machine (never committed); they only ever meet
+    the local provider simulators. Twilio has a backup account, as a school
+    with two SMS accounts would.
+    """
+
+    def token(n: int = 24) -> str:
+        return secrets.token_hex(n)
+
+    t = tenant_id
+    return f"""[tenants.{t}]
+name = "{name}"
+
+[tenants.{t}.accounts.razorpay-primary]
+provider = "razorpay"
+key_id = "rzp_test_{secrets.token_hex(7)}"
+key_secret = "{token()}"
+webhook_secret = "{token()}"
+
+[tenants.{t}.accounts.twilio-primary]
+provider = "twilio"
+account_sid = "AC{secrets.token_hex(16)}"
+auth_token = "{token(16)}"
+from_number = "+15005550006"
+
+[tenants.{t}.accounts.twilio-backup]
+provider = "twilio"
+priority = 10
+account_sid = "AC{secrets.token_hex(16)}"
+auth_token = "{token(16)}"
+from_number = "+15005550007"
+
+[tenants.{t}.accounts.sendgrid-primary]
+provider = "sendgrid"
+api_key = "SG.{secrets.token_urlsafe(16)}.{secrets.token_urlsafe(32)}"
+from_email = "fees@{t}.school.example"
+from_name = "{name}"
+
+[tenants.{t}.accounts.gworkspace-primary]
+provider = "gworkspace"
+client_email = "hub-sync@{t}-erp.iam.gserviceaccount.com"
+private_key_id = "{secrets.token_hex(20)}"
+private_key = '''{new_rsa_key_pem()}'''
+admin_email = "it-admin@{t}.school.example"
+
+[tenants.{t}.accounts.fcm-primary]
+provider = "fcm"
+client_email = "hub-push@{t}-app.iam.gserviceaccount.com"
+private_key_id = "{secrets.token_hex(20)}"
+private_key = '''{new_rsa_key_pem()}'''
+project_id = "{t}-parent-app"
+
+[tenants.{t}.accounts.mobileapp-primary]
+provider = "mobileapp"
+api_key = "{token(24)}"
+
+[tenants.{t}.accounts.smsgateway-primary]
+provider = "smsgateway"
+api_key = "{token(16)}"
+
+[tenants.{t}.routing]
+sms = ["twilio-primary", "twilio-backup"]
+email = ["sendgrid-primary"]
+payment = ["razorpay-primary"]
+"""

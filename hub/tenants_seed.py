@@ -1,0 +1,45 @@
+"""Tenants into the catalog and out to every component: what `hub run`, the test
+suite, the fault suite and the benchmarks do before the components start."""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Sequence
+from pathlib import Path
+
+from confluent_kafka import Producer
+
+from catalog.service import CatalogService
+from catalog.tenant_file import demo_tenant_config, parse_tenants, read_tenant_file
+from core.kafka import producer_config
+from core.settings import Settings
+from core.tenants import Tenant
+from schemas.codec import make_codec
+
+DEMO_TENANTS = (("greenwood", "Greenwood High School"), ("riverside", "Riverside Public School"))
+
+
+def publish_catalog(service: CatalogService, settings: Settings) -> int:
+    """Publish every change waiting in the catalog's outbox; the number of tenants published."""
+    producer = Producer(producer_config(settings, "catalog-relay"))
+    try:
+        return service.publish_pending(producer, make_codec(settings.schema_registry_url))
+    finally:
+        producer.flush(10)
+
+
+def seed_catalog(settings: Settings, tenants: Sequence[Tenant]) -> CatalogService:
+    service = CatalogService.open(settings)
+    service.import_tenants(list(tenants))
+    publish_catalog(service, settings)
+    return service
+
+
+def demo_tenants(names: Sequence[tuple[str, str]] = DEMO_TENANTS) -> list[Tenant]:
+    """Demo tenants with fresh random secrets (they only ever meet the simulators)."""
+    raw = "\n".join(demo_tenant_config(tenant_id, name) for tenant_id, name in names)
+    return list(parse_tenants(tomllib.loads(raw)))
+
+
+def seed_file(settings: Settings, path: Path) -> CatalogService:
+    return seed_catalog(settings, read_tenant_file(path))
