@@ -14,6 +14,8 @@ from typing import Any
 
 import structlog
 
+from core import masking
+
 MASK = "***"
 SENSITIVE_KEYS = frozenset(
     {
@@ -81,6 +83,9 @@ def configure_logging(level: str = "INFO", fmt: str = "json", component: str = "
         processors=[
             *shared,
             structlog.processors.format_exc_info,
+            # Last before rendering: by value too, so a loaded secret inside any
+            # message or exception text never reaches a log line.
+            masking.mask_secrets,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
@@ -93,7 +98,11 @@ def configure_logging(level: str = "INFO", fmt: str = "json", component: str = "
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=shared,
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                masking.mask_secrets,
+                renderer,
+            ],
         )
     )
     root = logging.getLogger()
