@@ -15,9 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import providers
 from core.ports import port_is_free
 from core.settings import Settings
-from core.topics import CDC_GROUP, CONNECTOR_PROVIDERS, RETRY_WORKER_GROUP, connector_group
+from core.topics import CDC_GROUP, RETRY_WORKER_GROUP, connector_group
 from hub.cdc_source import streaming
 from hub.supervisor import (
     OnEvent,
@@ -29,6 +30,7 @@ from hub.supervisor import (
     http_ready,
     log_event,
 )
+from providers import names as provider_names
 
 OnReady = Callable[[str, float], None]
 
@@ -48,6 +50,7 @@ def components(simulators: bool, cdc: bool) -> list[Component]:
     """What the hub runs, in start order."""
     listed = [Component("simulators", ("simulators", "serve"), dev_only=True)] if simulators else []
     listed += [
+        Component("admin", ("admin", "serve")),
         Component("ingress", ("ingress", "serve")),
         Component("processors", ("processors", "run")),
         Component("connectors", ("connectors", "run")),
@@ -67,12 +70,11 @@ def ready_checks(s: Settings) -> dict[str, ReadyCheck]:
     """How HubStack knows each component is serving, by component name."""
 
     def connectors_ready() -> bool:
-        return all(
-            group_ready(s.bootstrap_servers, connector_group(p))() for p in CONNECTOR_PROVIDERS
-        )
+        return all(group_ready(s.bootstrap_servers, connector_group(p))() for p in provider_names())
 
     return {
         "simulators": http_ready(f"{s.simulator_url}/_sim/health"),
+        "admin": http_ready(f"{s.admin_url}/healthz"),
         "ingress": http_ready(f"{s.ingress_url}/readyz"),
         "processors": group_ready(s.bootstrap_servers, "hub-processors"),
         "connectors": connectors_ready,
@@ -87,7 +89,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
     """Environment that makes a child process build exactly these settings."""
     env = {}
     for name, value in settings.model_dump(mode="json").items():
-        if value is None:
+        if value is None or name == "master_keys":
             continue
         # pydantic-settings reads complex fields (retry tiers) from JSON.
         env[f"HUB_{name.upper()}"] = (
@@ -95,6 +97,10 @@ def settings_env(settings: Settings) -> dict[str, str]:
         )
     if settings.kafka_bootstrap_servers:
         env["KAFKA_BOOTSTRAP_SERVERS"] = settings.kafka_bootstrap_servers
+    if settings.master_keys is not None:
+        # The one secret a component gets in its environment: it opens the
+        # catalog's sealed credentials, which arrive over Kafka.
+        env["HUB_MASTER_KEYS"] = settings.master_keys.get_secret_value()
     return env
 
 
@@ -103,21 +109,20 @@ def with_simulators(settings: Settings) -> Settings:
     sim = settings.simulator_url
     return settings.model_copy(
         update={
-            "razorpay_base_url": f"{sim}/razorpay",
-            "twilio_base_url": f"{sim}/twilio",
-            "sendgrid_base_url": f"{sim}/sendgrid",
-            "gworkspace_base_url": f"{sim}/gworkspace",
-            "fcm_base_url": f"{sim}/fcm",
-            "mobileapp_base_url": f"{sim}/mobileapp",
-            "smsgateway_base_url": f"{sim}/smsgateway",
-            "google_token_url": f"{sim}/google/oauth2/token",
+            "provider_base_urls": {
+                **providers.simulator_base_urls(sim),
+                **settings.provider_base_urls,
+            },
             "payment_url_template": f"{sim}/razorpay/checkout/{{order_id}}",
         }
     )
 
 
 def check_ports(settings: Settings, simulators: bool, cdc: bool = True) -> None:
-    ports = [(settings.ingress_port, "HUB_INGRESS_PORT", "the webhook ingress")]
+    ports = [
+        (settings.ingress_port, "HUB_INGRESS_PORT", "the webhook ingress"),
+        (settings.admin_port, "HUB_ADMIN_PORT", "the admin API"),
+    ]
     if cdc:
         ports.append(
             (settings.cdc_connect_port, "HUB_CDC_CONNECT_PORT", "the CDC source (Kafka Connect)")

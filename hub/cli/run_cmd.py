@@ -16,10 +16,9 @@ from rich.text import Text
 
 from core.kafka import admin_config
 from core.settings import Settings
-from core.tenants import ensure_demo_tenants, load_tenants
 from core.topic_admin import apply_catalog
-from core.topics import catalog_for
 from hub import erp
+from hub.cli.admin_cmd import open_service, print_first_admin_key
 from hub.cli.cdc_cmd import local_postgres
 from hub.cli.common import console, fail, local_broker, settings
 from hub.demo import FeePaymentStory, Step, StoryFailedError
@@ -28,23 +27,39 @@ from hub.local_kafka import KafkaSetupError
 from hub.local_postgres import LocalPostgres, PostgresSetupError
 from hub.stack import HubStack, PortTakenError, with_simulators
 from hub.supervisor import Crashed, Event, GaveUp, Restarted, ServiceFailedError
+from hub.tenants_seed import DEMO_TENANTS, demo_tenants, publish_catalog
+from providers import topics as topic_catalog
 from simulators.client import SimulatorClient
 
-
-def _with_tenants(s: Settings) -> Settings:
-    if s.tenants or s.tenants_file:
-        return s
-    path = ensure_demo_tenants(s.home / "tenants.toml")
-    return s.model_copy(update={"tenants_file": path})
+STORY_PROVIDERS = ("razorpay", "twilio", "sendgrid")
 
 
 def _story_tenant(s: Settings) -> str:
-    tenants = load_tenants(s)
-    for tenant_id in tenants.ids():
-        t = tenants.get(tenant_id)
-        if t and t.razorpay and t.twilio and t.sendgrid:
-            return tenant_id
+    service = open_service(s)
+    for info in service.list_tenants():
+        tenant = service.load_tenant(info.id)
+        if tenant.enabled and all(tenant.has(p) for p in STORY_PROVIDERS):
+            return tenant.id
     fail("no tenant has Razorpay, Twilio and SendGrid accounts configured for the story")
+
+
+def prepare_catalog(s: Settings) -> None:
+    """The SQLite catalog (or HUB_CATALOG_URL's), the demo tenants when it has none, the
+    first admin key, and every pending change published for the components to read."""
+    from admin_api.keys import ensure_first_admin_key
+
+    service = open_service(s)
+    if not service.list_tenants():
+        service.import_tenants(demo_tenants())
+        console.print(
+            f"[green]✓[/] demo tenants {', '.join(t for t, _ in DEMO_TENANTS)} "
+            f"seeded into the catalog ({s.catalog_dsn})"
+        )
+    token = ensure_first_admin_key(service)
+    if token is not None:
+        print_first_admin_key(token)
+    published = publish_catalog(service, s)
+    console.print(f"[green]✓[/] catalog published ({published} tenant snapshot(s))")
 
 
 def _print_step(step: Step) -> None:
@@ -96,7 +111,7 @@ def run(
 ) -> None:
     """Start Kafka, the ingress, processors, connectors and simulators; Ctrl-C stops them all."""
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
-    base = _with_tenants(settings())
+    base = settings()
     s = with_simulators(base) if simulators else base
     broker = local_broker(s) if s.uses_local_broker else None
     started_broker = False
@@ -111,11 +126,12 @@ def run(
                 f"[green]✓[/] Kafka ready at {s.bootstrap_servers} "
                 f"({time.monotonic() - began:.1f}s)"
             )
-        topics = catalog_for(s)
+        topics = topic_catalog(s)
         apply_catalog(
             AdminClient(admin_config(s)), topics, s.topic_partitions, s.topic_replication_factor
         )
         console.print(f"[green]✓[/] {len(topics)} topics applied")
+        prepare_catalog(s)
         started_postgres = _start_postgres(s)
         stack.start(
             on_ready=lambda name, took: console.print(f"[green]✓[/] {name} ready ({took:.1f}s)")
@@ -146,6 +162,8 @@ def run(
 def _serve(s: Settings, stack: HubStack) -> None:
     table = Table("what", "where", show_header=False, box=None)
     table.add_row("webhooks", f"POST {s.ingress_url}/webhooks/razorpay/<tenant>")
+    table.add_row("admin API", f"{s.admin_url}/v1 (OpenAPI at {s.admin_url}/openapi.json)")
+    table.add_row("catalog", s.catalog_dsn)
     table.add_row("simulators", f"{s.simulator_url}/_sim/requests")
     table.add_row("database", f"{s.source_dsn} (change a student: the sync follows)")
     table.add_row("logs", str(s.home / "logs"))
@@ -195,7 +213,7 @@ def demo(
     phone: bool = typer.Option(False, "--phone", help="Play the student phone sync story instead."),
 ) -> None:
     """Play a seed story against a hub that is already running (`hub run`)."""
-    s = with_simulators(_with_tenants(settings()))
+    s = with_simulators(settings())
     if phone:
         play_phone_story(s)
         return

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TypeVar
 
 from schemas.codec import Codec, DecodeError
+from schemas.events._audit import AuditDirection, AuditOutcome, ProviderCallAudit
 from schemas.events._base import (
     Contact,
     Event,
@@ -19,6 +20,7 @@ from schemas.events._base import (
     new_id,
     utcnow,
 )
+from schemas.events._catalog import CatalogAccount, SealedSecrets, TenantCatalogEntry
 from schemas.events._commands import (
     Channel,
     CommandPayload,
@@ -93,6 +95,8 @@ EVENT_MODELS: dict[str, type[Event]] = {
         DeadLetterState,
         DlqAudit,
         Alert,
+        TenantCatalogEntry,
+        ProviderCallAudit,
     )
 }
 
@@ -130,6 +134,9 @@ def decode_as(codec: Codec, data: bytes | None, model: type[E]) -> E:
 __all__ = [
     "EVENT_MODELS",
     "Alert",
+    "AuditDirection",
+    "AuditOutcome",
+    "CatalogAccount",
     "CdcSource",
     "ChangeOp",
     "Channel",
@@ -164,12 +171,15 @@ __all__ = [
     "PaymentRequested",
     "PaymentStatus",
     "Priority",
+    "ProviderCallAudit",
     "RawWebhook",
     "ResultStatus",
+    "SealedSecrets",
     "SendEmail",
     "SendPush",
     "SendSms",
     "Severity",
+    "TenantCatalogEntry",
     "UnexpectedEventError",
     "UpdateAppProfile",
     "UpdateDirectoryUser",
