@@ -17,16 +17,16 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import structlog
 
+from connectors.call_audit import CallAuditor, Try, audit_outcome
 from connectors.ledger import IN_DOUBT_SINCE
 from connectors.retry import Attempted, RetryPolicy, Sleep, with_retries
-from core.audit import AuditSink, exchange_from_httpx, outbound_record, outcome_of_status
+from core.audit import AuditSink, outcome_of_status
 from core.settings import Settings
 from core.tenants import Tenant, TenantDirectory
 from core.topics import connector_stage
@@ -160,32 +160,6 @@ def _utc(ms: float) -> datetime:
     return datetime.fromtimestamp(ms / 1000, UTC)
 
 
-@dataclass(frozen=True)
-class _Try:
-    """Which command's which try an exchange belongs to: what its audit record names."""
-
-    command: ConnectorCommand
-    tenant: Tenant
-    attempt: int
-    # When the exchange began: perf_counter() for its duration, the clock for its time.
-    started: float = 0.0
-    at: float = 0.0
-
-
-def _account_label(of: _Try) -> str | None:
-    """The account the call used: the command's, or the provider's primary (None: none)."""
-    primary = next(iter(of.tenant.accounts_for(of.command.provider)), None)
-    return of.command.account or (primary.label if primary else None)
-
-
-def _audit_outcome(outcome: Outcome, answered: bool) -> AuditOutcome:
-    if isinstance(outcome, Delivered):
-        return AuditOutcome.DELIVERED
-    if isinstance(outcome, Rejected):
-        return AuditOutcome.REJECTED
-    return AuditOutcome.RETRY if answered else AuditOutcome.ERROR
-
-
 class CommandExecutor:
     def __init__(
         self,
@@ -208,7 +182,9 @@ class CommandExecutor:
         self.policy = policy
         self.sleep = sleep
         self.clock = clock
-        self.audit = audit  # every exchange with the provider, each try and lookup
+        # Every exchange with the provider, each try and lookup (and an auth flow's own).
+        self.auditor = CallAuditor(audit, settings, clock)
+        self.auditor.watch(http)
 
     @property
     def can_look_up(self) -> bool:
@@ -248,7 +224,7 @@ class CommandExecutor:
                 if isinstance(checked, RetryLater):
                     return checked  # cannot tell: sending now could send twice
             sent_at = self.clock() * 1000
-            outcome = await self._send(request, auth, _Try(command, tenant, tries))
+            outcome = await self._send(request, auth, Try(command, tenant, tries))
             if isinstance(outcome, RetryLater) and outcome.in_doubt:
                 doubt_since = doubt_since or sent_at
             return outcome
@@ -257,10 +233,11 @@ class CommandExecutor:
         resolved = isinstance(attempted.outcome, Delivered)
         return attempted, None if resolved else doubt_since
 
-    async def _send(self, request: httpx.Request, auth: httpx.Auth | None, of: _Try) -> Outcome:
-        of = self._begin(of)
+    async def _send(self, request: httpx.Request, auth: httpx.Auth | None, of: Try) -> Outcome:
+        of = self.auditor.begin(of)
         response: httpx.Response | None = None
         outcome: Outcome
+        in_flight = self.auditor.sending(of, request)
         try:
             response = await self.http.send(request, auth=auth or httpx.USE_CLIENT_DEFAULT)
         except AuthError as exc:
@@ -282,8 +259,12 @@ class CommandExecutor:
                     reason=outcome.reason,
                     retry_after=outcome.retry_after,
                 )
+        finally:
+            self.auditor.sent(in_flight)
         error = None if isinstance(outcome, Delivered) else outcome.reason
-        self._audit(of, request, response, _audit_outcome(outcome, response is not None), error)
+        self.auditor.record(
+            of, request, response, audit_outcome(outcome, response is not None), error
+        )
         return outcome
 
     async def look_up(self, command: ConnectorCommand, since_ms: int) -> Checked:
@@ -328,58 +309,21 @@ class CommandExecutor:
         except MissingCredentialsError:
             return NotFound()  # no account: nothing can have been sent with it
         for _page in range(MAX_LOOKUP_PAGES):
-            of = self._begin(_Try(command, tenant, attempt))
+            of = self.auditor.begin(Try(command, tenant, attempt))
             try:
                 response = await self.http.send(request)
             except httpx.TransportError as exc:
                 failed = f"lookup failed: {type(exc).__name__}: {exc}".rstrip(": ")
-                self._audit(of, request, None, AuditOutcome.ERROR, failed, lookup=True)
+                self.auditor.record(of, request, None, AuditOutcome.ERROR, failed, lookup=True)
                 return RetryLater(failed)
             status = outcome_of_status(response.status_code)
-            self._audit(of, request, response, status, None, lookup=True)
+            self.auditor.record(of, request, response, status, None, lookup=True)
             answer = adapter.read_lookup(command, command.payload, tenant, response, since)
             if not isinstance(answer, NextPage):
                 log.info("command.looked_up", answer=type(answer).__name__, since_ms=since_ms)
                 return answer
             request = answer.request
         return RetryLater(f"lookup found no answer in {MAX_LOOKUP_PAGES} pages")
-
-    def _begin(self, of: _Try) -> _Try:
-        return replace(of, started=time.perf_counter(), at=self.clock())
-
-    def _audit(
-        self,
-        of: _Try,
-        request: httpx.Request,
-        response: httpx.Response | None,
-        outcome: AuditOutcome,
-        error: str | None,
-        *,
-        lookup: bool = False,
-    ) -> None:
-        """One exchange to the audit trail; a failure to record it never fails the call."""
-        if self.audit is None:
-            return
-        command = of.command
-        try:
-            duration = (time.perf_counter() - of.started) * 1000
-            entry = outbound_record(
-                command.header,
-                exchange_from_httpx(request, response, duration, _utc(of.at * 1000)),
-                provider=command.provider,
-                operation=f"{command.operation}.lookup" if lookup else command.operation,
-                outcome=outcome,
-                attempt=of.attempt,
-                source=connector_stage(command.provider),
-                body_limit=self.settings.audit_body_limit,
-                account=_account_label(of),
-                idempotency_key=command.idempotency_key,
-                error=error,
-                secrets=of.tenant.secret_values(),
-            )
-            self.audit.record(entry)
-        except Exception as exc:  # the audit trail is a record of the call, not a part of it
-            log.warning("audit.not_recorded", error=f"{type(exc).__name__}: {exc}")
 
     def _log(self, result: ConnectorResult) -> None:
         fields: Mapping[str, Any] = {

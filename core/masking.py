@@ -54,6 +54,7 @@ _SENSITIVE_WORDS = frozenset(
         "pin",
         "pan",
         "privatekey",
+        "assertion",  # OAuth 2.0 JWT-bearer grants: a signed credential
     }
 )
 # Glued spellings the word split cannot see ("clientsecret", "x-apikey", "cardnumber").

@@ -83,14 +83,18 @@ class Tenant(_Model):
             raise TypeError(f"account {chosen.label!r} is not a {model.__name__}")
         return chosen.config
 
-    def webhook_secrets(self, provider: str) -> list[SecretStr]:
-        """Every enabled account's inbound webhook secret for this provider, primary first."""
+    def labelled_webhook_secrets(self, provider: str) -> list[tuple[str, SecretStr]]:
+        """(label, secret) of every enabled account's inbound webhook secret, primary first."""
         found = []
         for account in self.accounts_for(provider):
             secret = getattr(account.config, "webhook_secret", None)
             if isinstance(secret, SecretStr) and secret.get_secret_value():
-                found.append(secret)
+                found.append((account.label, secret))
         return found
+
+    def webhook_secrets(self, provider: str) -> list[SecretStr]:
+        """Every enabled account's inbound webhook secret for this provider, primary first."""
+        return [secret for _label, secret in self.labelled_webhook_secrets(provider)]
 
     def webhook_secret(self, provider: str) -> SecretStr | None:
         secrets = self.webhook_secrets(provider)

@@ -155,6 +155,7 @@ class Ingress:
                 body_limit=self.settings.audit_body_limit,
                 correlation_id=event.header.correlation_id if event else None,
                 provider_event_id=event.provider_event_id if event else None,
+                account=event.account if event else None,
                 error=_reason(response),
                 secrets=tenant.secret_values() if tenant else (),
             )

@@ -7,9 +7,10 @@ bytes received before anything looks inside them.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 import orjson
 
@@ -36,13 +37,23 @@ def is_json_content_type(value: str | None) -> bool:
     return media_type == "application/json" or media_type.endswith("+json")
 
 
-def check_route(provider: str, tenant: str, tenants: TenantDirectory) -> Rejection | list[str]:
+class WebhookKey(NamedTuple):
+    account: str  # the account's label
+    secret: str
+
+
+def check_route(
+    provider: str, tenant: str, tenants: TenantDirectory
+) -> Rejection | list[WebhookKey]:
     """The webhook secrets of the tenant's accounts with this provider (primary
     first: a delivery signed by any of them is theirs), or why there are none."""
     if verifier_for(provider) is None:
         return Rejection(404, f"unknown provider {provider!r}")
     known = tenants.get(tenant)
-    secrets = [s.get_secret_value() for s in known.webhook_secrets(provider)] if known else []
+    secrets = [
+        WebhookKey(label, secret.get_secret_value())
+        for label, secret in (known.labelled_webhook_secrets(provider) if known else [])
+    ]
     if not secrets:
         return Rejection(404, f"unknown tenant {tenant!r} for {provider}")
     return secrets
@@ -63,7 +74,7 @@ def check_headers(headers: Mapping[str, str], max_body: int) -> Rejection | None
 def accept(
     provider: str,
     tenant: str,
-    secrets: list[str],
+    secrets: Sequence[WebhookKey],
     headers: Mapping[str, str],
     body: bytes,
     *,
@@ -73,7 +84,8 @@ def accept(
     assert verifier is not None, "check_route admitted the provider"
     if not headers.get(verifier.signature_header):
         return Rejection(401, "missing signature", security=True)
-    if not any(verifier.verify(body, headers, secret) for secret in secrets):
+    account = next((k.account for k in secrets if verifier.verify(body, headers, k.secret)), None)
+    if account is None:
         return Rejection(401, "signature does not match the body", security=True)
     try:
         parsed = orjson.loads(body)
@@ -92,4 +104,5 @@ def accept(
         http_headers={k: v for k, v in headers.items() if k not in DROPPED_HEADERS},
         body=body,
         received_at=received_at or utcnow(),
+        account=account,
     )

@@ -19,6 +19,8 @@ class RawWebhook(Event):
     http_headers: dict[str, str]
     body: bytes
     received_at: datetime
+    # The tenant's account whose webhook secret verified the signature.
+    account: str | None = None
 
     def key(self) -> str:
         return raw_webhook_key(self.provider, self.header.tenant, self.provider_event_id)

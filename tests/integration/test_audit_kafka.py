@@ -178,6 +178,7 @@ def test_every_webhook_answered_is_an_inbound_entry_without_its_signature(
         ),
     ]
     assert ok.provider_event_id == "evt_audit_1"
+    assert (ok.account, bad.account) == ("razorpay-main", None)  # whose secret verified it
     [raw] = [
         w
         for w in (decode_event(codec, m.value()) for m in read_to_end(settings, RAW_WEBHOOKS))

@@ -10,13 +10,14 @@ from catalog.tenant_file import demo_tenant_config, parse_tenants
 from core.tenants import Tenant
 from providers.razorpay import RazorpayAccount, RazorpayVerifier
 from schemas.events import RawWebhook
-from webhook_ingress.decision import Rejection, accept, check_headers, check_route
+from webhook_ingress.decision import Rejection, WebhookKey, accept, check_headers, check_route
 from webhook_ingress.signatures import verifier_for
 
 TENANTS = parse_tenants(tomllib.loads(demo_tenant_config("greenwood")))
 GREENWOOD = TENANTS.get("greenwood")
 assert isinstance(GREENWOOD, Tenant)
 SECRET = primary(GREENWOOD, RazorpayAccount).webhook_secret.get_secret_value()
+KEY = WebhookKey("razorpay-primary", SECRET)
 BODY = json.dumps({"event": "payment.captured", "payload": {}}).encode()
 
 
@@ -43,7 +44,7 @@ def test_signature_is_hmac_sha256_hex_of_the_raw_body():
 
 
 def test_a_verified_webhook_becomes_a_raw_record_with_the_exact_bytes():
-    raw = accept("razorpay", "greenwood", [SECRET], signed(authorization="Basic x"), BODY)
+    raw = accept("razorpay", "greenwood", [KEY], signed(authorization="Basic x"), BODY)
     assert isinstance(raw, RawWebhook)
     assert raw.body == BODY
     assert raw.provider_event_id == "evt_1"
@@ -55,7 +56,7 @@ def test_a_verified_webhook_becomes_a_raw_record_with_the_exact_bytes():
 def test_without_an_event_id_the_body_hash_identifies_the_delivery():
     headers = signed()
     del headers["x-razorpay-event-id"]
-    raw = accept("razorpay", "greenwood", [SECRET], headers, BODY)
+    raw = accept("razorpay", "greenwood", [KEY], headers, BODY)
     assert isinstance(raw, RawWebhook)
     assert raw.provider_event_id == hashlib.sha256(BODY).hexdigest()
 
@@ -71,7 +72,7 @@ def test_without_an_event_id_the_body_hash_identifies_the_delivery():
     ],
 )
 def test_rejections(headers: dict[str, str], body: bytes, status: int, security: bool):
-    rejection = accept("razorpay", "greenwood", [SECRET], headers, body)
+    rejection = accept("razorpay", "greenwood", [KEY], headers, body)
     assert isinstance(rejection, Rejection)
     assert (rejection.status, rejection.security) == (status, security)
 
@@ -83,7 +84,7 @@ def test_the_ingress_verifies_with_the_providers_own_verifier() -> None:
 
 
 def test_route_checks():
-    assert check_route("razorpay", "greenwood", TENANTS) == [SECRET]
+    assert check_route("razorpay", "greenwood", TENANTS) == [("razorpay-primary", SECRET)]
     assert check_route("paytm", "greenwood", TENANTS) == Rejection(404, "unknown provider 'paytm'")
     missing = check_route("razorpay", "nobody", TENANTS)
     assert isinstance(missing, Rejection) and missing.status == 404
@@ -126,7 +127,7 @@ from_number = "+15005550006"
 
 def test_route_lists_every_enabled_accounts_webhook_secret_primary_first() -> None:
     secrets = check_route("razorpay", "riverside", TWO_ACCOUNTS)
-    assert secrets == ["new-webhook-secret", "old-webhook-secret"]
+    assert secrets == [("rzp-new", "new-webhook-secret"), ("rzp-old", "old-webhook-secret")]
 
 
 def test_a_tenant_without_an_account_of_the_provider_is_unknown_for_it() -> None:
@@ -135,8 +136,12 @@ def test_a_tenant_without_an_account_of_the_provider_is_unknown_for_it() -> None
     )
 
 
-@pytest.mark.parametrize("secret", ["new-webhook-secret", "old-webhook-secret"])
-def test_a_webhook_signed_with_any_of_the_tenants_secrets_is_accepted(secret: str) -> None:
+@pytest.mark.parametrize(
+    ("secret", "account"), [("new-webhook-secret", "rzp-new"), ("old-webhook-secret", "rzp-old")]
+)
+def test_a_webhook_signed_with_any_of_the_tenants_secrets_is_accepted(
+    secret: str, account: str
+) -> None:
     secrets = check_route("razorpay", "riverside", TWO_ACCOUNTS)
     assert isinstance(secrets, list)
     headers = {
@@ -146,6 +151,7 @@ def test_a_webhook_signed_with_any_of_the_tenants_secrets_is_accepted(secret: st
     raw = accept("razorpay", "riverside", secrets, headers, BODY)
     assert isinstance(raw, RawWebhook)
     assert raw.header.tenant == "riverside"
+    assert raw.account == account  # the account whose secret verified it
 
 
 @pytest.mark.parametrize("secret", ["closed-webhook-secret", SECRET])

@@ -14,6 +14,7 @@ import pytest
 from pydantic import BaseModel, SecretStr
 
 import providers
+from catalog.service import CatalogService
 from catalog.tenant_file import demo_tenant_config, parse_tenants
 from core.settings import Settings
 from core.topics import commands_topic, connector_stage, dlq_topic, ledger_topic, results_topic
@@ -157,8 +158,6 @@ def test_a_declaration_without_a_simulator_path_for_each_base_url_is_refused() -
 def test_the_catalog_stores_and_opens_an_account_of_every_provider(
     name: str, tmp_path: Path
 ) -> None:
-    from catalog.service import CatalogService
-
     demo = parse_tenants(tomllib.loads(demo_tenant_config("t1", "One"))).get("t1")
     assert demo is not None
     account = demo.accounts_for(name)[0]
