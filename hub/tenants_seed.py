@@ -21,7 +21,9 @@ DEMO_TENANTS = (("greenwood", "Greenwood High School"), ("riverside", "Riverside
 
 def publish_catalog(service: CatalogService, settings: Settings) -> int:
     """Publish every change waiting in the catalog's outbox; the number of tenants published."""
-    producer = Producer(producer_config(settings, "catalog-relay"))
+    # librdkafka's own warnings (a coordinator still loading on a fresh broker) retry
+    # by themselves; a real failure surfaces as publish_pending's PublishError.
+    producer = Producer(producer_config(settings, "catalog-relay", log_level=3))
     try:
         return service.publish_pending(producer, make_codec(settings.schema_registry_url))
     finally:

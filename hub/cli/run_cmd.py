@@ -15,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from core.kafka import admin_config
+from core.logging import configure_logging
 from core.settings import Settings
 from core.topic_admin import apply_catalog
 from hub import erp
@@ -112,6 +113,8 @@ def run(
     """Start Kafka, the ingress, processors, connectors and simulators; Ctrl-C stops them all."""
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     base = settings()
+    # This process talks to the person running it; its components log to their files.
+    configure_logging("WARNING", "console", component="hub-run")
     s = with_simulators(base) if simulators else base
     broker = local_broker(s) if s.uses_local_broker else None
     started_broker = False
