@@ -14,6 +14,7 @@ from pathlib import Path
 
 from bench import cdc, e2e, ingress, replay, runner
 from bench.common import bench_environment
+from core.logging import configure_logging
 
 BENCHES = {
     "ingress": ingress.run,
@@ -26,6 +27,7 @@ BENCHES = {
 
 def main(names: list[str]) -> None:
     chosen = names or list(BENCHES)
+    configure_logging("WARNING", "console", component="bench")
     results: dict[str, object] = {"started": time.strftime("%Y-%m-%dT%H:%M:%S")}
     for name in chosen:
         # A fresh broker per benchmark: one's leftovers must not be another's backlog.

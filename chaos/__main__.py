@@ -15,6 +15,7 @@ from rich.table import Table
 from chaos.check import Tally
 from chaos.scenarios import FULL, SHORT, Row
 from chaos.suite import SCENARIOS
+from core.logging import configure_logging
 
 
 def table(rows: list[Row]) -> Table:
@@ -70,6 +71,8 @@ def main(argv: list[str]) -> int:
     unknown = sorted(set(chosen) - set(SCENARIOS))
     if unknown:
         parser.error(f"unknown scenario {', '.join(unknown)}; known: {', '.join(SCENARIOS)}")
+    # The suite prints its own progress and table; the components log to their files.
+    configure_logging("WARNING", "console", component="chaos")
     console = Console(width=180)
     rows = []
     for name in chosen:
