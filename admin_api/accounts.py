@@ -17,18 +17,48 @@ from admin_api.endpoint import Call, Endpoint
 from admin_api.errors import ApiError, one_field, scrub
 from admin_api.models import AccountCreate, AccountList, AccountOut, AccountPatch, ProbeOut
 from catalog.errors import CatalogValidationError
+from core.audit import AuditSink
+from core.audited_http import audited_client
 from core.settings import Settings
 from core.tenants import ProviderAccount
+from providers.probe import PROBE_TENANT
+from schemas.events import EventHeader
 
 T = TypeVar("T")
+
+# What the audit trail calls a test-connection call, and a token exchange on its way.
+TEST_EVENT = "admin.connection_test"
+TEST_OPERATION = "connection.test"
+TOKEN_OP = "oauth.token"  # noqa: S105 - an operation's name
 
 # Body fields an error may name as they are; any other field is a provider field.
 _TOP_LEVEL = frozenset(AccountCreate.model_fields) | {"id"}
 
 
-async def probe_account(account: ProviderAccount, settings: Settings) -> ProbeOut:
-    """One cheap authenticated read through the provider's adapter."""
-    result = await providers.probe(account, settings)
+async def probe_account(
+    account: ProviderAccount,
+    settings: Settings,
+    *,
+    tenant_id: str = PROBE_TENANT,
+    sink: AuditSink | None = None,
+) -> ProbeOut:
+    """One cheap authenticated read through the provider's adapter; with a sink, each of its
+    exchanges (a token request too) is on the audit trail like any provider call."""
+    if sink is None:
+        result = await providers.probe(account, settings)
+    else:
+        api = providers.base_url(settings, account.provider)
+        cause = EventHeader.new(TEST_EVENT, tenant_id, source="admin-api")
+        async with audited_client(
+            sink,
+            settings,
+            cause,
+            provider=account.provider,
+            account=account.label,
+            operation_of=lambda r: TEST_OPERATION if str(r.url).startswith(api) else TOKEN_OP,
+            secrets=account.secret_values(),
+        ) as http:
+            result = await providers.probe(account, settings, http=http, tenant_id=tenant_id)
     return ProbeOut(
         status=result.status,
         # A provider's error text may quote what it was sent.
@@ -111,7 +141,9 @@ async def test_account(call: Call) -> ProbeOut:
     account = tenant.by_label(label)
     if account is None:
         raise ApiError(404, f"account {label!r} not found")
-    return await probe_account(account, call.deps.settings)
+    return await probe_account(
+        account, call.deps.settings, tenant_id=tenant_id, sink=call.deps.audit_sink
+    )
 
 
 _ACCOUNTS = "/v1/tenants/{tenant_id}/accounts"

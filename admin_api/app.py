@@ -18,7 +18,7 @@ from starlette.routing import Route
 
 from admin_api.endpoint import AuditReader, Deps, serve
 from admin_api.routes import ENDPOINTS
-from core.audit import read_audit
+from core.audit import AuditSink, read_audit
 from core.settings import Settings
 
 if TYPE_CHECKING:
@@ -43,10 +43,15 @@ async def _server_error(request: Request, exc: Exception) -> Response:
 
 
 def create_app(
-    settings: Settings, service: CatalogService, *, audit_reader: AuditReader | None = None
+    settings: Settings,
+    service: CatalogService,
+    *,
+    audit_reader: AuditReader | None = None,
+    audit_sink: AuditSink | None = None,
 ) -> Starlette:
-    """The app. GET /v1/audit reads through `audit_reader` (default core.audit.read_audit)."""
-    deps = Deps(settings, service, audit_reader or read_audit)
+    """The app. GET /v1/audit reads through `audit_reader` (default core.audit.read_audit);
+    test-connection calls are recorded to `audit_sink` (none: not recorded)."""
+    deps = Deps(settings, service, audit_reader or read_audit, audit_sink)
     routes = [Route(e.path, serve(e, deps), methods=[e.method], name=e.name) for e in ENDPOINTS]
     return Starlette(
         routes=routes,

@@ -27,6 +27,7 @@ from admin_api.auth import CHALLENGE, Principal, allows, presented_key
 from admin_api.errors import ApiError, one_field, validation_failed
 from admin_api.models import Role
 from catalog.errors import CatalogValidationError, ConflictError, NotFoundError
+from core.audit import AuditSink
 from core.settings import Settings
 from schemas.events import ProviderCallAudit
 
@@ -64,6 +65,8 @@ class Deps:
     settings: Settings
     service: CatalogService
     audit_reader: AuditReader
+    # Where test-connection calls are recorded (hub.audit.v1 under `hub admin serve`).
+    audit_sink: AuditSink | None = None
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,7 @@ def serve(
     from admin_api import create_app
     from admin_api.keys import ensure_first_admin_key
     from admin_api.relay import OutboxRelay
+    from core.audit import KafkaAuditSink
     from core.logging import configure_logging
     from core.ports import port_is_free
 
@@ -66,9 +67,10 @@ def serve(
         print_first_admin_key(token)
     relay = OutboxRelay(s, service)
     relay.start()
+    audit = KafkaAuditSink(s, client_id="admin-api-audit")
     try:
         uvicorn.run(
-            create_app(s, service),
+            create_app(s, service, audit_sink=audit),
             host=s.admin_host,
             port=s.admin_port,
             access_log=False,
@@ -77,6 +79,7 @@ def serve(
         )
     finally:
         relay.stop()
+        audit.close()
 
 
 @admin.command("openapi")

@@ -21,7 +21,7 @@ import providers
 from admin_api import create_app
 from admin_api.endpoint import AuditReader
 from catalog.service import CatalogService
-from core.audit import AuditFilter
+from core.audit import AuditFilter, AuditSink
 from core.ports import free_port
 from core.settings import Settings
 from schemas.events import AuditDirection, AuditOutcome, EventHeader, ProviderCallAudit
@@ -97,7 +97,7 @@ def list_reader(records: list[ProviderCallAudit]) -> AuditReader:
     return read
 
 
-def open_api(home: Path, **overrides: object) -> Iterator[Api]:
+def open_api(home: Path, audit_sink: AuditSink | None = None, **overrides: object) -> Iterator[Api]:
     settings = make_settings(home, **overrides)
     service = CatalogService.open(settings)
     tokens = {
@@ -106,7 +106,7 @@ def open_api(home: Path, **overrides: object) -> Iterator[Api]:
     }
     records: list[ProviderCallAudit] = []
     recorder = Recorder()
-    app = create_app(settings, service, audit_reader=list_reader(records))
+    app = create_app(settings, service, audit_reader=list_reader(records), audit_sink=audit_sink)
     with TestClient(app) as client:
         client.event_hooks = {"response": [recorder.hook]}
         yield Api(client, service, settings, tokens, recorder, records)

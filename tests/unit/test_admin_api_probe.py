@@ -14,6 +14,7 @@ import providers
 from core.ports import free_port
 from core.settings import Settings
 from core.tenants import Tenant, TenantDirectory
+from schemas.events import ProviderCallAudit
 from simulators.server import build_server
 from tests.unit.admin_support import TWILIO_FIELDS, TWILIO_TOKEN, TWILIO_TOKEN_2, Api, open_api
 
@@ -87,3 +88,40 @@ def test_a_provider_nobody_answers_for_is_unreachable(tmp_path: Path) -> None:
         body = response.json()
         assert (body["status"], body["http_status"]) == ("unreachable", None)
         assert "could not connect" in body["detail"]
+
+
+class RecordingSink:
+    def __init__(self) -> None:
+        self.entries: list[ProviderCallAudit] = []
+
+    def record(self, entry: ProviderCallAudit) -> None:
+        self.entries.append(entry)
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_test_connection_call_is_on_the_audit_trail_masked(
+    tmp_path: Path, simulator_url: str
+) -> None:
+    sink = RecordingSink()
+    base_urls = providers.simulator_base_urls(simulator_url)
+    api_iter = open_api(tmp_path, audit_sink=sink, provider_base_urls=base_urls)
+    api = next(api_iter)
+    try:
+        assert api.call("POST", "/v1/tenants", json={"id": "greenwood"}).status_code == 201
+        _add(api, "primary", "twilio", TWILIO_FIELDS)
+        response = api.call("POST", f"{ACCOUNTS}/primary/test", "operator")
+        assert response.json()["status"] == "ok"
+    finally:
+        next(api_iter, None)
+    [entry] = sink.entries
+    assert (entry.header.tenant, entry.provider, entry.account) == (
+        "greenwood",
+        "twilio",
+        "primary",
+    )
+    assert (entry.operation, entry.method, entry.http_status) == ("connection.test", "GET", 200)
+    assert entry.url == f"{simulator_url}/twilio/2010-04-01/Accounts/AC0123456789abcdef.json"
+    assert entry.request_headers["authorization"] == "***"
+    assert TWILIO_TOKEN not in entry.model_dump_json()
