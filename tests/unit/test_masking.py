@@ -7,7 +7,6 @@ import json
 import logging
 import re
 import threading
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -120,16 +119,15 @@ def test_a_long_value_such_as_a_private_key_is_masked_whole() -> None:
     assert m.mask_text(f'"private_key": "{pem}", x {other}') == '"private_key": "***", x ***'
 
 
-def test_masking_costs_the_same_with_thousands_of_registered_secrets() -> None:
-    # An alternation of every value tries each of them at each position (~130 ms here
-    # for this 4 KB body); the trie branches once per character (<1 ms).
+def test_the_secrets_are_matched_by_one_trie_not_an_alternation_of_every_value() -> None:
+    # An alternation of every value tries each of them at each position (~130 ms for a
+    # 4 KB body against 5,000 secrets here); a trie branches once per character (<1 ms).
+    # The shape is what is checked: timing belongs in bench/, not in a test.
+    assert trie_pattern(["secret1", "secret2", "sec"]) == "sec(?:ret(?:1|2))?"
     values = [hashlib.sha256(str(i).encode()).hexdigest()[:32] for i in range(5000)]
     m = Masker(values)
     body = hashlib.sha256(b"body").hexdigest() * 64 + values[4321]
-    started = time.perf_counter()
-    for _ in range(20):
-        masked = m.mask_text(body)
-    assert time.perf_counter() - started < 0.25
+    masked = m.mask_text(body)
     assert masked.endswith(MASK) and values[4321] not in masked
 
 
