@@ -20,6 +20,7 @@ from catalog.view import CatalogView
 from core.kafka import admin_config, producer_config, read_to_end
 from core.masking import mask_text
 from core.settings import Settings
+from core.tenants import MissingCredentialsError
 from core.topic_admin import apply_catalog
 from core.topics import CATALOG_TENANTS
 from hub.local_kafka import LocalBroker
@@ -60,10 +61,14 @@ def eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:
 
 
 def token(view: CatalogView, tenant: str, label: str | None = None) -> str | None:
+    """The account's auth token as the view has it now; None while it has no such account
+    (a poll's answer, never an exception: the view follows the topic in its own thread)."""
     known = view.get(tenant)
-    if known is None or not known.accounts_for("twilio"):
+    try:
+        account = known.account("twilio", TwilioAccount, label) if known else None
+    except MissingCredentialsError:
         return None
-    return known.account("twilio", TwilioAccount, label).auth_token.get_secret_value()
+    return account.auth_token.get_secret_value() if account else None
 
 
 def test_the_view_follows_accounts_secrets_master_keys_and_deletions(
