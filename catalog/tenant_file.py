@@ -137,6 +137,11 @@ key_id = "rzp_test_{secrets.token_hex(7)}"
 key_secret = "{token()}"
 webhook_secret = "{token()}"
 
+[tenants.{t}.accounts.cashfree-primary]
+provider = "cashfree"
+client_id = "CF{secrets.token_hex(10)}"
+client_secret = "cfsk_ma_test_{token()}"
+
 [tenants.{t}.accounts.twilio-primary]
 provider = "twilio"
 account_sid = "AC{secrets.token_hex(16)}"

@@ -118,6 +118,9 @@ class RazorpayVerifier:
     def sign(self, body: bytes, secret: str) -> str:
         return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
+    def signed_headers(self, body: bytes, secret: str) -> dict[str, str]:
+        return {self.signature_header: self.sign(body, secret)}
+
     def verify(self, body: bytes, headers: Mapping[str, str], secret: str) -> bool:
         received = headers.get(self.signature_header, "")
         if not received:

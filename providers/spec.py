@@ -36,6 +36,10 @@ class WebhookVerifier(Protocol):
         """The signature the provider would send for `body` (tests and simulators)."""
         ...
 
+    def signed_headers(self, body: bytes, secret: str) -> dict[str, str]:
+        """Every header the provider would sign `body` with, now (a timestamp too, if any)."""
+        ...
+
     def verify(self, body: bytes, headers: Mapping[str, str], secret: str) -> bool: ...
 
 

@@ -39,7 +39,7 @@ HOLD_POLL_SECONDS = 0.02
 
 FORM_TYPE = "application/x-www-form-urlencoded"
 # Headers that carry credentials: recorded as "***".
-MASKED_HEADERS = ("authorization", "authkey")
+MASKED_HEADERS = ("authorization", "authkey", "x-client-secret")
 
 
 @dataclass

@@ -18,7 +18,15 @@ from typing import Any, Literal, get_args
 from simulators.sync_state import SyncState
 
 Provider = Literal[
-    "razorpay", "twilio", "sendgrid", "google", "gworkspace", "fcm", "mobileapp", "smsgateway"
+    "razorpay",
+    "twilio",
+    "sendgrid",
+    "google",
+    "gworkspace",
+    "fcm",
+    "mobileapp",
+    "smsgateway",
+    "cashfree",
 ]
 PROVIDERS: tuple[Provider, ...] = get_args(Provider)
 

@@ -94,7 +94,8 @@ def accept(
     if not isinstance(parsed, dict):
         return Rejection(400, "body must be a JSON object")
     event_id = headers.get(verifier.event_id_header or "") or hashlib.sha256(body).hexdigest()
-    event_type = parsed.get("event")
+    # Razorpay names the event "event", Cashfree "type".
+    event_type = parsed.get("event", parsed.get("type"))
     return RawWebhook(
         header=EventHeader.new("webhook.received", tenant, source=SOURCE),
         provider=provider,

@@ -8,6 +8,7 @@ from tenant_accounts import primary
 
 from catalog.tenant_file import demo_tenant_config, parse_tenants
 from core.tenants import Tenant
+from providers.cashfree import CashfreeVerifier
 from providers.razorpay import RazorpayAccount, RazorpayVerifier
 from schemas.events import RawWebhook
 from webhook_ingress.decision import Rejection, WebhookKey, accept, check_headers, check_route
@@ -181,3 +182,17 @@ def test_a_webhook_signed_with_a_disabled_or_another_tenants_secret_is_refused(s
 def test_header_checks_run_before_the_body_is_read(headers: dict[str, str], status: int | None):
     result = check_headers(headers, max_body=256 * 1024)
     assert (result.status if result else None) == status
+
+
+def test_a_cashfree_webhook_keeps_its_type_as_the_event_type() -> None:
+    # Cashfree names the event "type" (Razorpay: "event"); its signature covers the timestamp.
+    body = b'{"type":"PAYMENT_SUCCESS_WEBHOOK","data":{"order":{"order_id":"o-1"}}}'
+    headers = {
+        "content-type": "application/json",
+        **CashfreeVerifier().signed_headers(body, "cf-secret"),
+    }
+    raw = accept(
+        "cashfree", "greenwood", [WebhookKey("cashfree-primary", "cf-secret")], headers, body
+    )
+    assert isinstance(raw, RawWebhook)
+    assert (raw.provider_event_type, raw.account) == ("PAYMENT_SUCCESS_WEBHOOK", "cashfree-primary")

@@ -244,7 +244,7 @@ def test_a_provider_that_sends_no_webhooks_is_a_normalization_error() -> None:
 
 def test_normalization_error_is_a_value_error() -> None:
     assert issubclass(NormalizationError, ValueError)
-    assert providers.with_webhooks() == ("razorpay",)
+    assert providers.with_webhooks() == ("cashfree", "razorpay")
     webhooks = providers.get("razorpay").webhooks
     assert webhooks is not None and webhooks.normalize is normalize_razorpay
 

@@ -36,6 +36,7 @@ BASE_URLS = {
     "fcm.token": TOKEN_URL,
     "mobileapp": "http://app.test",
     "smsgateway": "http://gateway.test",
+    "cashfree": "http://cashfree.test/pg",
 }
 SETTINGS = Settings(provider_base_urls=BASE_URLS, http_connect_timeout=2.0, http_read_timeout=7.0)
 SID = "AC0123456789abcdef0123456789abcdef"
@@ -44,6 +45,7 @@ RZP_SECRET = "razorpay-key-secret-0001"
 SENDGRID_KEY = "SG.sendgrid-key-0001.secret-part"
 APP_KEY = "mobileapp-api-key-0001"
 GATEWAY_KEY = "gateway-authkey-0001"
+CF_SECRET = "cfsk_ma_test_probe0001"
 
 Handler = Callable[[httpx.Request], httpx.Response]
 
@@ -60,6 +62,7 @@ def account(provider: str, **overrides: Any) -> ProviderAccount:
         "sendgrid": {"api_key": SENDGRID_KEY, "from_email": "fees@school.example"},
         "mobileapp": {"api_key": APP_KEY},
         "smsgateway": {"api_key": GATEWAY_KEY},
+        "cashfree": {"client_id": "CF1001", "client_secret": CF_SECRET},
         # A fresh key per account: the adapters keep one token flow per service account.
         "gworkspace": {
             "client_email": "sync@school-erp.iam.gserviceaccount.com",
@@ -126,6 +129,8 @@ PROBE_REQUESTS = [
      "authorization", "Bearer ya29.probe"),
     ("mobileapp", "GET", "http://app.test/api/v1/health", "authorization", f"Bearer {APP_KEY}"),
     ("smsgateway", "GET", "http://gateway.test/v1/account", "authkey", GATEWAY_KEY),
+    ("cashfree", "GET", "http://cashfree.test/pg/orders/hub_probe_order", "x-client-secret",
+     CF_SECRET),
 ]  # fmt: skip
 
 
@@ -144,6 +149,15 @@ async def test_each_adapter_probes_with_a_cheap_read(
 
 def test_every_declared_provider_can_be_probed() -> None:
     assert {p for p, *_ in PROBE_REQUESTS} == set(providers.names())
+
+
+async def test_a_cashfree_404_for_the_probe_order_means_the_credentials_work() -> None:
+    not_found = {"message": "order not found", "code": "order_not_found", "type": "x"}
+    result, _ = await probe_with(account("cashfree"), answer(404, not_found))
+    assert (result.status, result.http_status) == ("ok", 404)
+    auth_error = {"message": "authentication Failed", "code": "request_failed", "type": "y"}
+    result, _ = await probe_with(account("cashfree"), answer(401, auth_error))
+    assert result.status == "auth_failed"
 
 
 async def test_fcm_probe_is_a_validate_only_topic_message() -> None:
