@@ -13,7 +13,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import TypeVar
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from core.kafka import consume_batch
 from core.settings import Settings
@@ -21,6 +21,15 @@ from schemas.codec import Codec, DecodeError, make_codec
 from schemas.events import Event, decode_event
 
 E = TypeVar("E", bound=Event)
+
+
+_LEADERS_MOVING = frozenset(
+    {
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+    }
+)
 
 
 class TopicWatcher:
@@ -48,9 +57,23 @@ class TopicWatcher:
         for topic in topics:
             metadata = self._consumer.list_topics(topic, timeout=10).topics[topic]
             wanted += [TopicPartition(topic, p, since) for p in metadata.partitions]
-        starts = self._consumer.offsets_for_times(wanted, timeout=10)
+        starts = self._offsets_for_times(wanted)
         # offsets_for_times answers -1 (end) where nothing is that new: start at the end.
         self._consumer.assign(starts)
+
+    def _offsets_for_times(self, wanted: list[TopicPartition]) -> list[TopicPartition]:
+        # A topic created a moment ago may not have its leaders known to every broker
+        # yet (NOT_LEADER_FOR_PARTITION, LEADER_NOT_AVAILABLE): those pass, so ask again.
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                return list(self._consumer.offsets_for_times(wanted, timeout=10))
+            except KafkaException as exc:
+                error = exc.args[0] if exc.args else None
+                code = error.code() if isinstance(error, KafkaError) else None
+                if code not in _LEADERS_MOVING or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
 
     def poll(self, timeout: float = 0.2) -> None:
         for msg in consume_batch(self._consumer, 500, timeout):
