@@ -40,6 +40,7 @@ from providers.base import (
     RetryLater,
 )
 from providers.lookup import Found, NextPage, NotFound, supports_lookup
+from providers.payments import UnsupportedOperationError
 from schemas.events import AuditOutcome, ConnectorCommand, ConnectorResult, ResultStatus
 
 log = structlog.get_logger("connectors")
@@ -209,7 +210,7 @@ class CommandExecutor:
         try:
             request = self.adapter.build_request(command, command.payload, tenant, self.base_url)
             auth = self.adapter.auth(tenant, self.settings, command.account)
-        except MissingCredentialsError as exc:
+        except (MissingCredentialsError, UnsupportedOperationError) as exc:
             return Attempted(Rejected(str(exc)), 0), None
         doubt_since: float | None = None
         tries = 0

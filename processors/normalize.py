@@ -11,28 +11,66 @@ dead letter.
 
 from __future__ import annotations
 
+from urllib.parse import parse_qsl
+
 import orjson
 
 import providers
+from providers.payments import FollowUp
 from providers.spec import NormalizationError
-from schemas.events import PaymentEvent, RawWebhook
+from schemas.events import (
+    ConnectorCommand,
+    PaymentEvent,
+    RawWebhook,
+)
 
-__all__ = ["SOURCE", "NormalizationError", "expired", "is_duplicate", "normalize"]
+__all__ = [
+    "SOURCE",
+    "FollowUp",
+    "NormalizationError",
+    "expired",
+    "follow_up_command",
+    "is_duplicate",
+    "normalize",
+]
 
 SOURCE = "normalizer"
 
 
-def normalize(raw: RawWebhook) -> PaymentEvent | None:
-    declared = providers.registry().get(raw.provider)
-    if declared is None or declared.webhooks is None:
-        raise NormalizationError(f"no normalizer for provider {raw.provider!r}")
+def _fields(raw: RawWebhook, body_format: str) -> dict[str, object]:
+    if body_format != "json":
+        try:
+            return dict(parse_qsl(raw.body.decode("utf-8"), keep_blank_values=True))
+        except UnicodeDecodeError as exc:
+            raise NormalizationError(f"webhook body is not UTF-8: {exc}") from exc
     try:
         body = orjson.loads(raw.body)
     except orjson.JSONDecodeError as exc:
         raise NormalizationError(f"webhook body is not JSON: {exc}") from exc
     if not isinstance(body, dict):
         raise NormalizationError("webhook body is not a JSON object")
-    return declared.webhooks.normalize(raw, body)
+    return body
+
+
+def normalize(raw: RawWebhook) -> PaymentEvent | FollowUp | None:
+    declared = providers.registry().get(raw.provider)
+    if declared is None or declared.webhooks is None:
+        raise NormalizationError(f"no normalizer for provider {raw.provider!r}")
+    return declared.webhooks.normalize(raw, _fields(raw, declared.webhooks.body_format))
+
+
+def follow_up_command(raw: RawWebhook, follow_up: FollowUp) -> ConnectorCommand:
+    """The call that settles what a webhook could only announce, on the gateway's account
+    that signed it. Keyed by the delivery: a redelivered webhook asks once."""
+    payload = follow_up.payload()
+    return ConnectorCommand(
+        header=raw.header.caused(f"connector.{payload.OPERATION}", source=SOURCE),
+        idempotency_key=f"{payload.OPERATION}:{raw.provider}:{raw.provider_event_id}",
+        provider=raw.provider,
+        payload=payload,
+        context={"order_id": follow_up.order_id, "reason": follow_up.reason},
+        account=raw.account,
+    )
 
 
 def is_duplicate(first_seen: float | None, now: float, retention_seconds: float) -> bool:

@@ -81,7 +81,9 @@ class ProviderAdapter(Protocol[P_contra]):
     category: Category
 
     @property
-    def payload_type(self) -> type[CommandPayload]: ...
+    def payload_type(self) -> type[CommandPayload] | tuple[type[CommandPayload], ...]:
+        """What it can do: one payload type, or several (payment gateways)."""
+        ...
 
     def build_request(
         self, command: ConnectorCommand, payload: P_contra, tenant: Tenant, base_url: str

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pydantic import BaseModel, SecretStr
 
 from providers.base import Category, ProviderAdapter
 from schemas.events import PaymentEvent, RawWebhook
+
+if TYPE_CHECKING:
+    from providers.payments import FollowUp
 
 # The base URL every adapter call starts from; others (an OAuth token endpoint) are named.
 API = "api"
@@ -43,7 +46,42 @@ class WebhookVerifier(Protocol):
     def verify(self, body: bytes, headers: Mapping[str, str], secret: str) -> bool: ...
 
 
-Normalizer = Callable[[RawWebhook, dict[str, Any]], PaymentEvent | None]
+@dataclass(frozen=True)
+class Delivery:
+    """One webhook request as the ingress received it, for verifiers that need more
+    than body and headers: Twilio signs the URL, M-Pesa's token is in the query
+    string and its source address is allow-listed, Pesapal calls with GET."""
+
+    method: str
+    url: str  # as the provider called it, query string included
+    query: Mapping[str, str]
+    headers: Mapping[str, str]  # lower-cased names
+    body: bytes
+    remote_addr: str | None
+
+
+class DeliveryVerifier(Protocol):
+    """A verifier that looks at the whole delivery; the ingress prefers this when present.
+
+    `account` is the tenant's account (its provider's account model), for checks
+    that need more than the secret (an allow-list of source addresses)."""
+
+    def verify_delivery(self, delivery: Delivery, secret: str, account: BaseModel) -> bool: ...
+
+
+Normalizer = Callable[[RawWebhook, dict[str, Any]], "PaymentEvent | FollowUp | None"]
+# How the delivery's payload is read: a JSON body, a form body, or (GET) the query string.
+BodyFormat = Literal["json", "form", "query"]
+
+
+def default_event_type(body: Mapping[str, Any]) -> str | None:
+    # Razorpay names the event "event", Cashfree and Stripe "type".
+    found = body.get("event", body.get("type"))
+    return found if isinstance(found, str) else None
+
+
+def no_event_id(body: Mapping[str, Any]) -> str | None:
+    return None
 
 
 @dataclass(frozen=True)
@@ -54,6 +92,13 @@ class Webhooks:
     normalize: Normalizer
     # The account field holding the secret the verifier checks against.
     secret_field: str = "webhook_secret"  # noqa: S105 - a field name
+    body_format: BodyFormat = "json"
+    methods: tuple[str, ...] = ("POST",)
+    # The delivery's event type (for logs, audit and the raw record) ...
+    event_type: Callable[[Mapping[str, Any]], str | None] = default_event_type
+    # ... and its id from the signed body, when the provider puts one there (Stripe's
+    # evt_...); None falls back to the verifier's event id header, then the body hash.
+    event_id: Callable[[Mapping[str, Any]], str | None] = no_event_id
 
 
 @dataclass(frozen=True)
@@ -71,6 +116,8 @@ class Provider:
     webhooks: Webhooks | None = None
     docs_url: str = ""
     operations: tuple[str, ...] = field(default=())
+    # Payment gateways: an approved order must be captured by the hub (PayPal).
+    manual_capture: bool = False
 
     def __post_init__(self) -> None:
         if API not in self.base_urls:
@@ -80,8 +127,10 @@ class Provider:
         if self.adapter.name != self.name:
             raise ValueError(f"adapter {self.adapter.name!r} declared as {self.name!r}")
         if not self.operations:
-            operation = getattr(self.adapter.payload_type, "OPERATION", None)
-            object.__setattr__(self, "operations", (operation,) if operation else ())
+            declared = self.adapter.payload_type
+            types = declared if isinstance(declared, tuple) else (declared,)
+            found = tuple(op for t in types if (op := getattr(t, "OPERATION", None)))
+            object.__setattr__(self, "operations", found)
 
     @property
     def secret_fields(self) -> tuple[str, ...]:

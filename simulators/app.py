@@ -22,6 +22,7 @@ import simulators
 from core.tenants import TenantDirectory
 from simulators import control, sync_control
 from simulators.common import SimContext
+from simulators.payments import CallbackSender, control_routes
 from simulators.razorpay_webhooks import WebhookSender
 from simulators.state import SimState
 
@@ -48,12 +49,13 @@ def create_app(
 ) -> Starlette:
     """Build the simulators for `tenants`.
 
-    `webhook_url_template` is where Razorpay webhooks go, with `{tenant}` replaced
-    by the order's tenant id. `webhook_transport` replaces the network for those
-    webhook posts (tests). The app's `state.sim` is the `SimContext`.
+    `webhook_url_template` is where providers' webhooks go, with `{tenant}` replaced
+    by the order's tenant id and `{provider}` (if present) by the provider's name.
+    `webhook_transport` replaces the network for those webhook posts (tests). The
+    app's `state.sim` is the `SimContext`.
     """
     try:
-        webhook_url_template.format(tenant="probe")
+        webhook_url_template.format(tenant="probe", provider="probe")
     except (KeyError, IndexError, ValueError) as exc:
         raise ValueError(
             f"webhook_url_template may only use the {{tenant}} placeholder: {exc!r}"
@@ -63,10 +65,20 @@ def create_app(
         state=sim_state,
         tenants=tenants,
         webhooks=WebhookSender(sim_state, tenants, webhook_url_template, webhook_transport),
+        callbacks=CallbackSender(webhook_url_template, webhook_transport),
     )
-    mounts = [Mount(path, routes=module.routes(ctx)) for path, module in simulated().items()]
-    app = Starlette(
-        routes=[*mounts, Mount("/_sim", routes=control.routes(ctx) + sync_control.routes(ctx))]
-    )
+    modules = simulated()
+    # Gateways first: their routes serve the store their control plane pays into.
+    for module in modules.values():
+        build = getattr(module, "gateway", None)
+        if callable(build):
+            sim = build(ctx)
+            ctx.gateways[sim.name] = sim
+    sim_state.on_reset.append(ctx.callbacks.reset)
+    sim_state.on_reset.extend(g.reset for g in ctx.gateways.values())
+    mounts = [Mount(path, routes=module.routes(ctx)) for path, module in modules.items()]
+    sim_control = control.routes(ctx) + sync_control.routes(ctx)
+    sim_control += control_routes(ctx.gateways, ctx.callbacks)
+    app = Starlette(routes=[*mounts, Mount("/_sim", routes=sim_control)])
     app.state.sim = ctx
     return app

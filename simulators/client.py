@@ -188,6 +188,48 @@ class SimulatorClient:
                 body[key] = value
         return self._json(self._http.post(self._url(f"/razorpay/orders/{order_id}/pay"), json=body))
 
+    # --- every payment gateway (simulators/payments.py) --------------------
+
+    def pay(
+        self,
+        provider: str,
+        order_id: str,
+        outcome: str = "success",
+        *,
+        amount_minor: int | None = None,
+        currency: str | None = None,
+        method: str | None = None,
+        send_callback: bool = True,
+        callback_url: str | None = None,
+    ) -> dict[str, Any]:
+        """The payer pays (or fails, cancels, lets time out) `provider`'s order."""
+        body: dict[str, Any] = {"outcome": outcome, "send_callback": send_callback}
+        for key, value in (
+            ("amount_minor", amount_minor),
+            ("currency", currency),
+            ("method", method),
+            ("callback_url", callback_url),
+        ):
+            if value is not None:
+                body[key] = value
+        return self._json(
+            self._http.post(self._url(f"/payments/{provider}/orders/{order_id}/pay"), json=body)
+        )
+
+    def gateway_order(self, provider: str, order_id: str) -> dict[str, Any]:
+        return self._json(self._http.get(self._url(f"/payments/{provider}/orders/{order_id}")))
+
+    def callbacks(self, provider: str | None = None) -> list[dict[str, Any]]:
+        params = {"provider": provider} if provider else {}
+        found = self._json(self._http.get(self._url("/payments/callbacks"), params=params))
+        return cast(list[dict[str, Any]], found["callbacks"])
+
+    def resend_callback(self, callback_id: str, url: str | None = None) -> dict[str, Any]:
+        body = {"url": url} if url else {}
+        return self._json(
+            self._http.post(self._url(f"/payments/callbacks/{callback_id}/resend"), json=body)
+        )
+
     def resend_webhook(self, event_id: str, webhook_url: str | None = None) -> dict[str, Any]:
         body = {"webhook_url": webhook_url} if webhook_url else {}
         return self._json(

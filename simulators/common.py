@@ -9,7 +9,7 @@ import json
 import math
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qsl
 
@@ -22,6 +22,7 @@ from core.tenants import Tenant, TenantDirectory
 from simulators.state import Fault, HeldResponse, RecordedRequest, SimState, lowercase_headers
 
 if TYPE_CHECKING:
+    from simulators.payments import CallbackSender, GatewaySim
     from simulators.razorpay_webhooks import WebhookSender
 
 M = TypeVar("M", bound=BaseModel)
@@ -47,6 +48,13 @@ class SimContext:
     state: SimState
     tenants: TenantDirectory
     webhooks: WebhookSender
+    # Payment gateways' simulators by provider name, and where their callbacks go.
+    callbacks: CallbackSender
+    gateways: dict[str, GatewaySim] = field(default_factory=dict)
+
+    def webhook_url(self, provider: str, tenant: str) -> str:
+        """Where `provider` sends `tenant`'s webhooks by default (its dashboard setting)."""
+        return self.callbacks.default_url(provider, tenant)
 
     def all_tenants(self) -> list[Tenant]:
         return [t for t in (self.tenants.get(i) for i in self.tenants.ids()) if t is not None]

@@ -151,7 +151,7 @@ class WebhookSender:
         self._transport = transport
 
     def default_url(self, tenant_id: str) -> str:
-        return self._url_template.format(tenant=tenant_id)
+        return self._url_template.format(tenant=tenant_id, provider="razorpay")
 
     async def pay(self, order_id: str, req: PayRequest) -> dict[str, Any]:
         """Pay (or fail) an order, then fire the signed `payment.*` webhook."""

@@ -11,7 +11,7 @@ from simulators.app import create_app
 
 
 def default_webhook_url_template(settings: Settings) -> str:
-    return f"{settings.ingress_url}/webhooks/razorpay/{{tenant}}"
+    return f"{settings.ingress_url}/webhooks/{{provider}}/{{tenant}}"
 
 
 def build_server(settings: Settings, tenants: TenantDirectory | None = None) -> uvicorn.Server:

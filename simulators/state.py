@@ -395,6 +395,8 @@ class SimState:
     mails: dict[str, list[StoredMail]] = field(default_factory=dict)
     # Seconds since the epoch; tests replace it to freeze or advance message statuses.
     clock: Callable[[], float] = time.time
+    # What else a reset clears (each payment gateway simulator's own store).
+    on_reset: list[Callable[[], None]] = field(default_factory=list)
 
     def order_by_receipt(self, key_id: str, receipt: str) -> Order | None:
         return next(
@@ -411,6 +413,8 @@ class SimState:
         self.held.release_all()  # nobody waits on a reset simulator
         self.sms.clear()
         self.mails.clear()
+        for clear in self.on_reset:
+            clear()
 
 
 def lowercase_headers(items: Iterable[tuple[str, str]], *, masked: Iterable[str]) -> dict[str, str]:

@@ -27,9 +27,17 @@ from core.kafka import AsyncProducer, DeliveryFailedError, event_headers, produc
 from core.settings import Settings
 from core.tenants import TenantDirectory
 from core.topics import RAW_WEBHOOKS
+from providers.spec import Delivery
 from schemas.codec import Codec, make_codec
 from schemas.events import AuditOutcome, RawWebhook, encode_event, utcnow
-from webhook_ingress.decision import SOURCE, Rejection, accept, check_headers, check_route
+from webhook_ingress.decision import (
+    SOURCE,
+    Rejection,
+    accept,
+    check_headers,
+    check_route,
+    webhooks_of,
+)
 
 log = structlog.get_logger("webhook_ingress")
 
@@ -171,19 +179,30 @@ class Ingress:
             "tenant": tenant,
             "remote_addr": request.client.host if request.client else None,
         }
-        route = check_route(provider, tenant, self.tenants)
+        route = check_route(provider, tenant, self.tenants, request.method)
         if isinstance(route, Rejection):
             return _reject(route, **context)
+        webhooks = webhooks_of(provider)
+        assert webhooks is not None, "check_route admitted the provider"
         headers = {k.lower(): v for k, v in request.headers.items()}
         limit = self.settings.ingress_max_body_bytes
-        rejection = check_headers(headers, limit)
-        if rejection is not None:
-            return _reject(rejection, **context)
+        if webhooks.body_format != "query":
+            rejection = check_headers(headers, limit, webhooks.body_format)
+            if rejection is not None:
+                return _reject(rejection, **context)
         body = await _read_limited(request, limit)
         if body is None:
             return _reject(Rejection(413, f"body over {limit} bytes"), **context)
         seen.body = body
-        outcome = accept(provider, tenant, route, headers, body)
+        delivery = Delivery(
+            method=request.method,
+            url=str(request.url),
+            query=dict(request.query_params),
+            headers=headers,
+            body=body,
+            remote_addr=context["remote_addr"],
+        )
+        outcome = accept(provider, tenant, route, delivery)
         if isinstance(outcome, Rejection):
             return _reject(outcome, **context)
         seen.event = outcome
@@ -259,7 +278,7 @@ def create_app(
 
     return Starlette(
         routes=[
-            Route("/webhooks/{provider}/{tenant}", ingress.receive, methods=["POST"]),
+            Route("/webhooks/{provider}/{tenant}", ingress.receive, methods=["GET", "POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", ingress.ready, methods=["GET"]),
         ],

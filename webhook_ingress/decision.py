@@ -10,13 +10,16 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
+from urllib.parse import parse_qsl
 
 import orjson
+from pydantic import BaseModel, SecretStr
 
+import providers
 from core.tenants import TenantDirectory
+from providers.spec import BodyFormat, Delivery, Webhooks
 from schemas.events import EventHeader, RawWebhook, utcnow
-from webhook_ingress.signatures import verifier_for
 
 SOURCE = "webhook-ingress"
 # Never copied into the raw record: they may carry credentials of their own.
@@ -30,38 +33,58 @@ class Rejection:
     security: bool = False  # a failed signature: logged as a possible attack
 
 
+FORM = "application/x-www-form-urlencoded"
+
+
+def _media_type(value: str | None) -> str:
+    return (value or "").split(";", 1)[0].strip().lower()
+
+
 def is_json_content_type(value: str | None) -> bool:
-    if not value:
-        return False
-    media_type = value.split(";", 1)[0].strip().lower()
+    media_type = _media_type(value)
     return media_type == "application/json" or media_type.endswith("+json")
+
+
+def webhooks_of(provider: str) -> Webhooks | None:
+    declared = providers.registry().get(provider)
+    return declared.webhooks if declared else None
 
 
 class WebhookKey(NamedTuple):
     account: str  # the account's label
     secret: str
+    config: BaseModel | None = None  # the account itself, for verifiers that need more
 
 
 def check_route(
-    provider: str, tenant: str, tenants: TenantDirectory
+    provider: str, tenant: str, tenants: TenantDirectory, method: str = "POST"
 ) -> Rejection | list[WebhookKey]:
     """The webhook secrets of the tenant's accounts with this provider (primary
     first: a delivery signed by any of them is theirs), or why there are none."""
-    if verifier_for(provider) is None:
+    webhooks = webhooks_of(provider)
+    if webhooks is None:
         return Rejection(404, f"unknown provider {provider!r}")
+    if method not in webhooks.methods:
+        return Rejection(405, f"{provider} webhooks are {' or '.join(webhooks.methods)}")
     known = tenants.get(tenant)
-    secrets = [
-        WebhookKey(label, secret.get_secret_value())
-        for label, secret in (known.labelled_webhook_secrets(provider) if known else [])
-    ]
-    if not secrets:
+    keys = []
+    for account in known.accounts_for(provider) if known else []:
+        secret = getattr(account.config, webhooks.secret_field, None)
+        if isinstance(secret, SecretStr) and secret.get_secret_value():
+            keys.append(WebhookKey(account.label, secret.get_secret_value(), account.config))
+    if not keys:
         return Rejection(404, f"unknown tenant {tenant!r} for {provider}")
-    return secrets
+    return keys
 
 
-def check_headers(headers: Mapping[str, str], max_body: int) -> Rejection | None:
-    if not is_json_content_type(headers.get("content-type")):
+def check_headers(
+    headers: Mapping[str, str], max_body: int, body_format: BodyFormat = "json"
+) -> Rejection | None:
+    media_type = headers.get("content-type")
+    if body_format == "json" and not is_json_content_type(media_type):
         return Rejection(415, "content type must be application/json")
+    if body_format == "form" and _media_type(media_type) != FORM:
+        return Rejection(415, f"content type must be {FORM}")
     length = headers.get("content-length")
     if length is not None:
         if not length.isdigit():
@@ -71,39 +94,77 @@ def check_headers(headers: Mapping[str, str], max_body: int) -> Rejection | None
     return None
 
 
-def accept(
-    provider: str,
-    tenant: str,
-    secrets: Sequence[WebhookKey],
-    headers: Mapping[str, str],
-    body: bytes,
-    *,
-    received_at: datetime | None = None,
-) -> RawWebhook | Rejection:
-    verifier = verifier_for(provider)
-    assert verifier is not None, "check_route admitted the provider"
-    if not headers.get(verifier.signature_header):
-        return Rejection(401, "missing signature", security=True)
-    account = next((k.account for k in secrets if verifier.verify(body, headers, k.secret)), None)
-    if account is None:
-        return Rejection(401, "signature does not match the body", security=True)
+def parse_payload(body: bytes, body_format: BodyFormat) -> dict[str, Any] | Rejection:
+    """The delivery's fields: a JSON object, or a form's (or a GET's query) pairs."""
+    if body_format != "json":
+        try:
+            return dict(
+                parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+            )
+        except UnicodeDecodeError:
+            return Rejection(400, "body is not valid UTF-8")
     try:
         parsed = orjson.loads(body)
     except orjson.JSONDecodeError:
         return Rejection(400, "body is not valid JSON")
     if not isinstance(parsed, dict):
         return Rejection(400, "body must be a JSON object")
-    event_id = headers.get(verifier.event_id_header or "") or hashlib.sha256(body).hexdigest()
-    # Razorpay names the event "event", Cashfree "type".
-    event_type = parsed.get("event", parsed.get("type"))
+    return parsed
+
+
+def _verified(webhooks: Webhooks, delivery: Delivery, keys: Sequence[WebhookKey]) -> str | None:
+    """The label of the first account whose secret verifies the delivery."""
+    verifier = webhooks.verifier
+    whole = getattr(verifier, "verify_delivery", None)
+    for key in keys:
+        if whole is not None and key.config is not None:
+            if whole(delivery, key.secret, key.config):
+                return key.account
+        elif verifier.verify(delivery.body, delivery.headers, key.secret):
+            return key.account
+    return None
+
+
+def accept(
+    provider: str,
+    tenant: str,
+    keys: Sequence[WebhookKey],
+    delivery: Delivery,
+    *,
+    received_at: datetime | None = None,
+) -> RawWebhook | Rejection:
+    webhooks = webhooks_of(provider)
+    assert webhooks is not None, "check_route admitted the provider"
+    verifier, headers = webhooks.verifier, delivery.headers
+    if verifier.signature_header and not headers.get(verifier.signature_header):
+        return Rejection(401, "missing signature", security=True)
+    account = _verified(webhooks, delivery, keys)
+    if account is None:
+        return Rejection(401, "signature does not match the body", security=True)
+    # A GET (Pesapal's IPN) carries its fields in the query string: that is its body.
+    body = delivery.body if webhooks.body_format != "query" else query_body(delivery)
+    parsed = parse_payload(body, webhooks.body_format)
+    if isinstance(parsed, Rejection):
+        return parsed
+    event_id = (
+        webhooks.event_id(parsed)
+        or headers.get(verifier.event_id_header or "")
+        or hashlib.sha256(body).hexdigest()
+    )
+    event_type = webhooks.event_type(parsed)
+    content_type = FORM if webhooks.body_format == "query" else headers.get("content-type", "")
     return RawWebhook(
         header=EventHeader.new("webhook.received", tenant, source=SOURCE),
         provider=provider,
         provider_event_id=event_id,
-        provider_event_type=event_type if isinstance(event_type, str) else None,
-        content_type=headers.get("content-type", ""),
+        provider_event_type=event_type,
+        content_type=content_type,
         http_headers={k: v for k, v in headers.items() if k not in DROPPED_HEADERS},
         body=body,
         received_at=received_at or utcnow(),
         account=account,
     )
+
+
+def query_body(delivery: Delivery) -> bytes:
+    return delivery.url.partition("?")[2].encode()

@@ -15,9 +15,9 @@ from confluent_kafka import Message
 
 from core.kafka import Record
 from core.settings import Settings
-from core.topics import PAYMENT_EVENTS, RAW_WEBHOOKS, SEEN_WEBHOOKS
+from core.topics import PAYMENT_EVENTS, RAW_WEBHOOKS, SEEN_WEBHOOKS, commands_topic
 from processors.emit import Emit, to_records
-from processors.normalize import expired, is_duplicate, normalize
+from processors.normalize import FollowUp, expired, follow_up_command, is_duplicate, normalize
 from processors.runner import Stage, StepContext
 from schemas.codec import Codec
 from schemas.events import RawWebhook, decode_as
@@ -44,6 +44,15 @@ def stage(settings: Settings, codec: Codec) -> Stage:
                 "webhook.ignored", event_type=raw.provider_event_type, tenant=raw.header.tenant
             )
             return []
+        if isinstance(payment, FollowUp):
+            command = follow_up_command(raw, payment)
+            log.info(
+                "webhook.follow_up",
+                operation=command.operation,
+                order_id=payment.order_id,
+                tenant=raw.header.tenant,
+            )
+            return to_records(codec, [Emit(commands_topic(raw.provider), command)])
         return to_records(codec, [Emit(PAYMENT_EVENTS, payment)])
 
     def forget_old_webhooks(ctx: StepContext) -> list[Record]:

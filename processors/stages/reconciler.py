@@ -22,6 +22,7 @@ from typing import Any
 import structlog
 from confluent_kafka import Message
 
+import providers
 from core.dead_letters import Failure, build_dead_letter, source_of, worker_id
 from core.kafka import Record, event_record
 from core.settings import Settings
@@ -50,6 +51,7 @@ from processors.matching import (
     overdue,
 )
 from processors.runner import Stage, StepContext
+from providers.payments import snapshot_event
 from schemas.codec import Codec
 from schemas.events import (
     ConnectorResult,
@@ -63,7 +65,7 @@ from schemas.events import (
 log = structlog.get_logger("processors.stages.reconciler")
 
 NAME = "reconciler"
-GATEWAYS = ("razorpay",)
+GATEWAYS = tuple(name for name, p in providers.registry().items() if p.category == "payment")
 RESULT_TOPICS = tuple(results_topic(g) for g in GATEWAYS)
 ORDER_TOPICS = (ORDER_LINKS, PAYMENT_EVENTS)
 INVOICE_TOPICS = (INVOICES, PAYMENT_REQUESTS, PAYMENT_ORDERS, PAYMENT_MATCHES)
@@ -90,6 +92,10 @@ class Reconciler:
         topic = msg.topic()
         if topic in RESULT_TOPICS:
             result = decode_as(self.codec, msg.value(), ConnectorResult)
+            settled = snapshot_event(result)
+            if settled is not None:
+                # A status query or capture answered what a webhook would have said.
+                return to_records(self.codec, [Emit(PAYMENT_EVENTS, settled)])
             return to_records(self.codec, fees.order_results(result, self.ctx))
         if topic in ORDER_TOPICS:
             return to_records(self.codec, self._on_order_event(ctx, msg))

@@ -48,6 +48,41 @@ class CreatePaymentOrder(_Model):
     currency: str
     receipt: str
     notes: dict[str, str] = Field(default_factory=dict)
+    # Where the gateway calls back (M-Pesa, Paytm take it per order) and where the
+    # payer's browser returns after checkout (Stripe, PayPal). None: the account's own.
+    callback_url: str | None = None
+    return_url: str | None = None
+
+
+class FetchPaymentStatus(_Model):
+    """Ask the gateway what became of an order (a missed webhook, an IPN with ids only)."""
+
+    SCHEMA: ClassVar[str] = "com.integrationhub.FetchPaymentStatus"
+    OPERATION: ClassVar[str] = "payment.fetch_status"
+
+    order_id: str
+    # Why the hub asks: "missed_webhook", "ipn", "confirm" (for logs and the audit trail).
+    reason: str = "missed_webhook"
+
+
+class CapturePayment(_Model):
+    """Capture an approved order (gateways that authorize first: PayPal)."""
+
+    SCHEMA: ClassVar[str] = "com.integrationhub.CapturePayment"
+    OPERATION: ClassVar[str] = "payment.capture"
+
+    order_id: str
+
+
+class RefundPayment(_Model):
+    SCHEMA: ClassVar[str] = "com.integrationhub.RefundPayment"
+    OPERATION: ClassVar[str] = "payment.refund"
+
+    payment_id: str
+    order_id: str
+    amount_minor: int
+    currency: str
+    reason: str = ""
 
 
 class SendSms(_Model):
@@ -111,6 +146,9 @@ CommandPayload = (
     | UpdateAppProfile
     | UpdateSmsContact
     | SendPush
+    | FetchPaymentStatus
+    | CapturePayment
+    | RefundPayment
 )
 _PAYLOADS: dict[str, type[CommandPayload]] = {
     p.SCHEMA: p
@@ -122,6 +160,9 @@ _PAYLOADS: dict[str, type[CommandPayload]] = {
         UpdateAppProfile,
         UpdateSmsContact,
         SendPush,
+        FetchPaymentStatus,
+        CapturePayment,
+        RefundPayment,
     )
 }
 

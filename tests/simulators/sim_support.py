@@ -26,7 +26,7 @@ from providers.sendgrid import SendGridAccount
 from providers.smsgateway import SmsGatewayAccount
 from providers.twilio import TwilioAccount
 
-WEBHOOK_TEMPLATE = "http://ingress.test/webhooks/razorpay/{tenant}"
+WEBHOOK_TEMPLATE = "http://ingress.test/webhooks/{provider}/{tenant}"
 
 
 def make_tenants() -> TenantDirectory:
