@@ -99,6 +99,9 @@ class Webhooks:
     # ... and its id from the signed body, when the provider puts one there (Stripe's
     # evt_...); None falls back to the verifier's event id header, then the body hash.
     event_id: Callable[[Mapping[str, Any]], str | None] = no_event_id
+    # The JSON body the provider expects once the hub has the delivery (M-Pesa wants
+    # {"ResultCode": 0, ...}, Pesapal an echo of the ids); None: the hub's own answer.
+    acknowledge: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -34,6 +34,7 @@ from webhook_ingress.decision import (
     SOURCE,
     Rejection,
     accept,
+    acknowledgement,
     check_headers,
     check_route,
     webhooks_of,
@@ -206,9 +207,11 @@ class Ingress:
         if isinstance(outcome, Rejection):
             return _reject(outcome, **context)
         seen.event = outcome
-        return await self._persist(outcome, context)
+        return await self._persist(outcome, context, acknowledgement(webhooks, outcome))
 
-    async def _persist(self, event: RawWebhook, context: dict[str, Any]) -> Response:
+    async def _persist(
+        self, event: RawWebhook, context: dict[str, Any], ack: Mapping[str, Any] | None = None
+    ) -> Response:
         assert self.producer is not None, "Ingress.start() runs in the app's lifespan"
         context["provider_event_id"] = event.provider_event_id
         started = time.perf_counter()
@@ -235,6 +238,8 @@ class Ingress:
             ack_ms=round((time.perf_counter() - started) * 1000, 2),
             **context,
         )
+        if ack is not None:
+            return JSONResponse(dict(ack))
         return JSONResponse({"status": "accepted", "event_id": event.header.event_id})
 
     async def ready(self, _request: Request) -> Response:

@@ -168,3 +168,11 @@ def accept(
 
 def query_body(delivery: Delivery) -> bytes:
     return delivery.url.partition("?")[2].encode()
+
+
+def acknowledgement(webhooks: Webhooks, raw: RawWebhook) -> Mapping[str, Any] | None:
+    """The provider's own success answer for an accepted delivery (None: the hub's)."""
+    if webhooks.acknowledge is None:
+        return None
+    parsed = parse_payload(raw.body, "json" if webhooks.body_format == "json" else "form")
+    return webhooks.acknowledge(parsed) if isinstance(parsed, dict) else None

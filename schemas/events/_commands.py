@@ -63,6 +63,10 @@ class FetchPaymentStatus(_Model):
     order_id: str
     # Why the hub asks: "missed_webhook", "ipn", "confirm" (for logs and the audit trail).
     reason: str = "missed_webhook"
+    # What the order was for (0/"": unknown). A gateway whose status answer does not
+    # repeat the amount (M-Pesa's STK query: the push fixed it) reports this one.
+    amount_minor: int = 0
+    currency: str = ""
 
 
 class CapturePayment(_Model):
