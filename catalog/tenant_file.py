@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import secrets
 import tomllib
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -116,7 +117,21 @@ def new_rsa_key_pem() -> str:
     ).decode()
 
 
-def demo_tenant_config(tenant_id: str = "greenwood", name: str = "Greenwood High School") -> str:
+# Safaricom's published M-Pesa callback addresses, and the local simulator's.
+MPESA_DEMO_ALLOWED_IPS = ",".join(
+    f"196.201.{n}/32"
+    for n in (
+        "214.200", "214.206", "213.114", "214.207", "214.208", "213.44",
+        "212.127", "212.138", "212.129", "212.136", "212.74", "212.69",
+    )
+) + ",127.0.0.1/32"  # fmt: skip
+
+
+def demo_tenant_config(
+    tenant_id: str = "greenwood",
+    name: str = "Greenwood High School",
+    payment: tuple[str, ...] = ("razorpay-primary",),
+) -> str:
     """A TOML tenant file with freshly generated secrets, for local runs and tests.
 
     The secrets are random per machine (never committed); they only ever meet
@@ -141,6 +156,52 @@ webhook_secret = "{token()}"
 provider = "cashfree"
 client_id = "CF{secrets.token_hex(10)}"
 client_secret = "cfsk_ma_test_{token()}"
+
+[tenants.{t}.accounts.flutterwave-primary]
+provider = "flutterwave"
+secret_key = "FLWSECK_TEST-{token(16)}-X"
+secret_hash = "{token()}"
+default_customer_email = "fees@{t}.school.example"
+redirect_url = "https://{t}.school.example/fees/paid"
+
+[tenants.{t}.accounts.pesapal-primary]
+provider = "pesapal"
+consumer_key = "{token(16)}"
+consumer_secret = "{token(14)}="
+ipn_id = "{uuid.uuid4()}"
+ipn_token = "{token()}"
+callback_url = "https://{t}.school.example/fees/paid"
+
+[tenants.{t}.accounts.paytm-primary]
+provider = "paytm"
+mid = "HUB{secrets.token_hex(4).upper()}{secrets.randbelow(10**9):09d}"
+merchant_key = "{secrets.token_urlsafe(12)}"
+website = "WEBSTAGING"
+
+[tenants.{t}.accounts.stripe-primary]
+provider = "stripe"
+secret_key = "sk_test_{token()}"
+webhook_secret = "whsec_{token()}"
+return_url = "https://{t}.school.example/fees/paid"
+
+[tenants.{t}.accounts.paypal-primary]
+provider = "paypal"
+client_id = "AY{secrets.token_hex(20)}"
+client_secret = "E{token()}"
+webhook_id = "{secrets.token_hex(8).upper()}"
+
+[tenants.{t}.accounts.mpesa-primary]
+provider = "mpesa"
+consumer_key = "{secrets.token_urlsafe(36)}"
+consumer_secret = "{secrets.token_urlsafe(48)}"
+shortcode = "{174379 + secrets.randbelow(800000)}"
+passkey = "{token(32)}"
+callback_token = "{token(20)}"
+allowed_ips = "{MPESA_DEMO_ALLOWED_IPS}"
+# The local ingress (its default address): reversal results and paybill confirmations.
+hub_callback_url = "http://127.0.0.1:8080/webhooks/mpesa/{t}"
+initiator_name = "hub-reversals"
+security_credential = "{token(32)}"
 
 [tenants.{t}.accounts.twilio-primary]
 provider = "twilio"
@@ -186,5 +247,5 @@ api_key = "{token(16)}"
 [tenants.{t}.routing]
 sms = ["twilio-primary", "twilio-backup"]
 email = ["sendgrid-primary"]
-payment = ["razorpay-primary"]
+payment = [{", ".join(f'"{label}"' for label in payment)}]
 """

@@ -57,6 +57,10 @@ def records_for(
     history = RetryHistory.of(source.headers)
     attempts = history.attempts + result.attempts
     first_ms = history.first_failure_ms or now_ms
+    if result.retryable and command.context.get("failover") == "next":
+        # Another gateway takes over (processors.fees): retry tiers would keep the
+        # parent waiting for minutes on a gateway that is down.
+        return [result_record]
     if result.retryable:
         step = next_step(history, ctx.provider, ctx.tiers, result.attempts, now_ms)
         if isinstance(step, ToTier):

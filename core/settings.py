@@ -86,6 +86,12 @@ class Settings(BaseSettings):
     provider_base_urls: dict[str, str] = Field(default_factory=dict)
     payment_url_template: str = "https://checkout.school.example/pay/{order_id}"
     receipt_url_template: str = "https://erp.school.example/receipts/{receipt_no}"
+    # Where the payer's browser lands after a gateway's checkout ({tenant}, {invoice_id}).
+    payment_return_url_template: str = "https://erp.school.example/fees/{invoice_id}/paid"
+    # The ingress as providers reach it (behind a proxy, a public https URL); gateways
+    # that take a callback URL per payment (M-Pesa, Paytm) get <this>/webhooks/<p>/<t>.
+    # Unset: ingress_url.
+    public_ingress_url: str | None = None
 
     # --- Connectors --------------------------------------------------------
     # Seed schedule: 5 attempts, waiting 1-2-4-8 s between them.
@@ -112,6 +118,11 @@ class Settings(BaseSettings):
     # A payment for a gateway order the hub never created waits this long for
     # the order to appear, then becomes a dead letter for an operator.
     unmatched_payment_grace_hours: float = 24.0
+    # A created order whose payment has not been heard of after this long is asked
+    # about at its gateway (a missed webhook), again after 4x and 16x, at most
+    # payment_status_max_polls times.
+    payment_status_poll_seconds: float = 900.0
+    payment_status_max_polls: int = 3
 
     # --- Dead letters ------------------------------------------------------
     # Alert (on hub.alerts.v1) when a dead-letter topic gains more than this many
@@ -191,6 +202,12 @@ class Settings(BaseSettings):
     @property
     def ingress_url(self) -> str:
         return f"http://{self.ingress_host}:{self.ingress_port}"
+
+    @property
+    def webhook_url_template(self) -> str:
+        """Where a provider calls the hub, with {provider} and {tenant} to fill in."""
+        base = (self.public_ingress_url or self.ingress_url).rstrip("/")
+        return f"{base}/webhooks/{{provider}}/{{tenant}}"
 
 
 @lru_cache(maxsize=1)

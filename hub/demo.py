@@ -1,9 +1,12 @@
 """The seed's fee-payment story, played against a running hub, step by step with latencies.
 
 Fee module: invoice row + Invoice + PaymentRequested, one ERP transaction (outbox)
--> Debezium relays the events to Kafka -> Razorpay order + payment URL
-Parent pays -> signed webhook -> ingress -> Kafka -> invoice PAID
+-> Debezium relays the events to Kafka -> the gateway's order + payment URL
+Parent pays -> the gateway's signed callback -> ingress -> Kafka -> invoice PAID
 -> SMS (Twilio) and email receipt (SendGrid)
+
+Any gateway plays it (`hub demo --gateway stripe`); with none named, the school's
+payment routing picks (seed 004's Sunrise Academy: Cashfree, then Razorpay).
 """
 
 from __future__ import annotations
@@ -35,6 +38,9 @@ from schemas.events import (
 )
 from simulators.client import SimulatorClient
 
+# Gateways that take shillings and push to a Safaricom number.
+KES_GATEWAYS = frozenset({"mpesa", "flutterwave", "pesapal"})
+
 
 @dataclass(frozen=True)
 class Step:
@@ -57,12 +63,13 @@ class Family:
     email: str
 
     @classmethod
-    def new(cls) -> Family:
+    def new(cls, kenyan: bool = False) -> Family:
         tag = secrets.token_hex(3).upper()
+        number = secrets.randbelow(10**8)
         return cls(
             f"INV-{date.today():%Y}-{tag}",
             str(STUDENT["id"]),
-            f"+9198{secrets.randbelow(10**8):08d}",
+            f"+2547{number:08d}" if kenyan else f"+9198{number:08d}",
             f"sharma.{tag.lower()}@parents.example",
         )
 
@@ -78,10 +85,14 @@ class FeePaymentStory:
         tenant: str,
         sim: SimulatorClient,
         report: Callable[[Step], None] = lambda _s: None,
+        *,
         timeout: float = 20.0,
+        gateway: str = "",
     ) -> None:
         self.settings = settings
         self.tenant = tenant
+        self.gateway = gateway
+        self.currency = "KES" if gateway in KES_GATEWAYS else "INR"
         self.sim = sim
         self.report = report
         self.timeout = timeout
@@ -93,7 +104,7 @@ class FeePaymentStory:
         self.report(step)
 
     def play(self, outcome: str = "captured", amount_minor: int = 50_000_00) -> list[Step]:
-        family = Family.new()
+        family = Family.new(kenyan=self.gateway == "mpesa")
         engine = erp.engine_for(self.settings.source_dsn)
         with TopicWatcher(
             self.settings, [INVOICES, PAYMENT_ORDERS, INVOICE_STATUS, PAYMENTS_RECORDED]
@@ -115,10 +126,11 @@ class FeePaymentStory:
             student_name=str(STUDENT["name"]),
             description="Term 1 fees",
             amount_minor=amount,
+            currency=self.currency,
             due_date=date.today() + timedelta(days=14),
             parent=Contact(name="Mrs. Sharma", phone=family.phone, email=family.email),
         )
-        request = PaymentRequested.for_invoice(invoice, source="fee-module")
+        request = PaymentRequested.for_invoice(invoice, source="fee-module", gateway=self.gateway)
         return invoice, request
 
     def _save_invoice(self, engine: Engine, invoice: Invoice, request: PaymentRequested) -> float:
@@ -133,7 +145,7 @@ class FeePaymentStory:
             ) from exc
         self._step(
             "Fee module saved the invoice and its event (outbox)",
-            f"{invoice.invoice_id}: {format_money(invoice.amount_minor, 'INR')}, "
+            f"{invoice.invoice_id}: {format_money(invoice.amount_minor, invoice.currency)}, "
             f"{invoice.description}, {invoice.student_name}; the invoice row, Invoice and "
             "PaymentRequested in one ERP transaction",
             started,
@@ -157,26 +169,45 @@ class FeePaymentStory:
         self, watch: TopicWatcher, request: PaymentRequested, committed: float
     ) -> PaymentOrderResult:
         order = watch.wait_for(
-            PaymentOrderResult, lambda r: r.request_id == request.request_id, timeout=self.timeout
+            PaymentOrderResult,
+            lambda r: (
+                r.request_id == request.request_id and r.status is not OrderStatus.FAILING_OVER
+            ),
+            timeout=self.timeout,
         )[0]
+        for failed in watch.find(
+            PaymentOrderResult,
+            lambda r: r.request_id == request.request_id and r.status is OrderStatus.FAILING_OVER,
+        ):
+            self._step(
+                f"{failed.gateway} could not create the order: failing over",
+                f"{failed.error_code}: {failed.error_message}; the next gateway gets its own "
+                "idempotency key, so the parent can be charged only once",
+                committed,
+            )
         if order.status is not OrderStatus.CREATED or not order.order_id:
             raise StoryFailedError(f"no order: {order.error_code} {order.error_message}")
         self._step(
-            "Razorpay order created", f"{order.order_id}; pay at {order.payment_url}", committed
+            f"{order.gateway} order created",
+            f"{order.order_id} (account {order.account}); pay at {order.payment_url}",
+            committed,
         )
         return order
 
     def _pay(self, order: PaymentOrderResult, outcome: str) -> float:
         started = time.perf_counter()
         assert order.order_id is not None
-        sent = self.sim.pay_order(order.order_id, outcome)
-        if sent.get("webhook_status") != 200:
+        sent = self.sim.pay(
+            order.gateway, order.order_id, "success" if outcome == "captured" else "failed"
+        )
+        callback = sent.get("callback") or {}
+        if callback.get("status") != 200:
             raise StoryFailedError(
-                f"the ingress answered {sent.get('webhook_status')}: {sent.get('error')}"
+                f"the ingress answered {callback.get('status')}: {callback.get('error')}"
             )
         self._step(
-            f"Parent paid: signed payment.{outcome} webhook accepted",
-            f"event {sent['event_id']}, ingress answered 200 after Kafka's ack",
+            f"Parent paid: {order.gateway}'s signed callback accepted",
+            f"payment {sent.get('payment_id')}, ingress answered 200 after Kafka's ack",
             started,
         )
         return started

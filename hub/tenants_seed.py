@@ -16,7 +16,14 @@ from core.settings import Settings
 from core.tenants import Tenant
 from schemas.codec import make_codec
 
-DEMO_TENANTS = (("greenwood", "Greenwood High School"), ("riverside", "Riverside Public School"))
+DEMO_TENANTS = (
+    ("greenwood", "Greenwood High School"),
+    ("riverside", "Riverside Public School"),
+    ("sunrise", "Sunrise Academy"),
+)
+# Seed 004's dual gateway: Sunrise collects through Cashfree, with Razorpay behind it.
+DUAL_GATEWAY_TENANT = "sunrise"
+DUAL_GATEWAY_ROUTING = ("cashfree-primary", "razorpay-primary")
 
 
 def publish_catalog(service: CatalogService, settings: Settings) -> int:
@@ -39,8 +46,15 @@ def seed_catalog(settings: Settings, tenants: Sequence[Tenant]) -> CatalogServic
 
 def demo_tenants(names: Sequence[tuple[str, str]] = DEMO_TENANTS) -> list[Tenant]:
     """Demo tenants with fresh random secrets (they only ever meet the simulators)."""
-    raw = "\n".join(demo_tenant_config(tenant_id, name) for tenant_id, name in names)
+    raw = "\n".join(
+        demo_tenant_config(tenant_id, name, _payment_routing(tenant_id))
+        for tenant_id, name in names
+    )
     return list(parse_tenants(tomllib.loads(raw)))
+
+
+def _payment_routing(tenant_id: str) -> tuple[str, ...]:
+    return DUAL_GATEWAY_ROUTING if tenant_id == DUAL_GATEWAY_TENANT else ("razorpay-primary",)
 
 
 def seed_file(settings: Settings, path: Path) -> CatalogService:

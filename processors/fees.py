@@ -1,144 +1,120 @@
 """Fee reconciliation: one invoice's state and what each event does to it. Pure.
 
 `apply(state, event, ctx)` returns the new state and the events to emit; the
-faust agent only loads and stores the state and sends what this returns.
+stage only loads and stores the state and sends what this returns.
 Everything here is safe to apply twice: a redelivered payment request
 creates no second order (the request id is remembered and the gateway call
 carries an idempotency key), a redelivered payment changes nothing (the
 payment id is remembered), and every notification's idempotency key is
 derived from the payment, so a connector never sends it twice.
+
+Gateways (seed 004): a request goes to the first gateway of its plan
+(processors.gateways); when that gateway cannot create the order (5xx,
+timeout), the next one is asked — each once, each with its own idempotency
+key, so no parent is charged twice: only the order that was created is ever
+shown to the parent. Payments are processors.fee_payments' business.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
 
-from pydantic import BaseModel, Field
-
-from core.tenants import TenantDirectory
-from core.topics import (
-    INVOICE_STATUS,
-    NOTIFICATION_REQUESTS,
-    ORDER_LINKS,
-    PAYMENT_ORDERS,
-    PAYMENTS_RECORDED,
-    commands_topic,
-)
-from processors import messages
+import providers
+from core.topics import ORDER_LINKS, PAYMENT_ORDERS, commands_topic
 from processors.emit import Emit
+from processors.fee_payments import PaymentMismatchError, on_payment_matched, refund_results
+from processors.fee_state import (
+    SOURCE,
+    FeeContext,
+    GatewayAttempt,
+    InvoiceState,
+    Transition,
+    header_for,
+    with_details,
+)
+from processors.gateways import plan
+from providers.payments import PaymentSnapshot
 from schemas.events import (
-    Channel,
+    CapturePayment,
     ConnectorCommand,
     ConnectorResult,
-    Contact,
     CreatePaymentOrder,
     Event,
     EventHeader,
+    FetchPaymentStatus,
     Invoice,
-    InvoiceDetails,
     InvoiceStatus,
-    InvoiceStatusChanged,
-    NotificationRequest,
     OrderStatus,
-    PaymentEvent,
-    PaymentEventKind,
     PaymentMatched,
     PaymentOrderResult,
-    PaymentRecorded,
     PaymentRequested,
-    PaymentStatus,
-    Priority,
     ResultStatus,
     entity_key,
 )
 
-SOURCE = "reconciler"
+__all__ = [
+    "FeeContext",
+    "InvoiceState",
+    "PaymentMismatchError",
+    "Transition",
+    "apply",
+    "capture_if_approved",
+    "due_polls",
+    "on_invoice",
+    "on_order_result",
+    "on_payment_matched",
+    "on_payment_requested",
+    "order_results",
+    "receipt_for_gateway",
+    "refund_results",
+]
+
+# Set on a create-order command when another gateway can take over: the
+# connector then reports a retryable failure at once instead of retry tiers.
+FAILOVER = "failover"
 
 
-@dataclass(frozen=True)
-class FeeContext:
-    tenants: TenantDirectory
-    payment_url_template: str
-    receipt_url_template: str
-
-    def payment_url(self, tenant: str, order_id: str, invoice_id: str) -> str:
-        return self.payment_url_template.format(
-            order_id=order_id, tenant=tenant, invoice_id=invoice_id
-        )
-
-    def receipt_url(self, tenant: str, receipt_no: str) -> str:
-        return self.receipt_url_template.format(receipt_no=receipt_no, tenant=tenant)
-
-    def school(self, tenant: str) -> str:
-        account = self.tenants.get(tenant)
-        return account.name if account and account.name else tenant
+# Paybill payments (M-Pesa C2B) name the student, not an order: "c2b:<student id>"
+# stands for the student's latest invoice in the order matcher.
+PAYBILL_GATEWAYS = ("mpesa",)
 
 
-class InvoiceState(BaseModel):
-    tenant: str
-    invoice_id: str
-    student_id: str = ""
-    student_name: str = ""
-    description: str = ""
-    amount_minor: int = 0
-    currency: str = "INR"
-    parent: Contact | None = None
-    status: InvoiceStatus = InvoiceStatus.UNPAID
-    paid_amount_minor: int = 0
-    correlation_id: str | None = None
-    # request id -> gateway order id (None until the gateway answered)
-    requests: dict[str, str | None] = Field(default_factory=dict)
-    # "<payment id>:<kind>" of every payment event already applied
-    applied: list[str] = Field(default_factory=list)
-    receipt_no: str | None = None
+def paybill_order_id(student_id: str) -> str:
+    return f"c2b:{student_id}"
 
 
-@dataclass
-class Transition:
-    state: InvoiceState
-    emits: list[Emit] = field(default_factory=list)
-
-
-def _header(cause: EventHeader, event_type: str, state: InvoiceState) -> EventHeader:
-    # Everything about one invoice shares the flow's correlation id, whichever
-    # event caused it, so one query finds Mrs. Sharma's whole payment.
-    return EventHeader.new(
-        event_type,
-        cause.tenant,
-        source=SOURCE,
-        correlation_id=state.correlation_id or cause.correlation_id,
-        causation_id=cause.event_id,
+def on_invoice(
+    state: InvoiceState | None, invoice: Invoice, ctx: FeeContext | None = None
+) -> Transition:
+    new = with_details(state, invoice)
+    tenant = ctx.tenants.get(invoice.header.tenant) if ctx else None
+    gateways = [g for g in PAYBILL_GATEWAYS if tenant is not None and tenant.has(g)]
+    # Linked once, when the ledger first hears of the invoice (a redelivery adds nothing).
+    seen = state is not None and state.student_id == invoice.student_id
+    if not gateways or not invoice.student_id or seen:
+        return Transition(new)
+    link = PaymentOrderResult(
+        header=header_for(invoice.header, PaymentOrderResult.EVENT_TYPE, new),
+        request_id=paybill_order_id(invoice.invoice_id),
+        invoice_id=invoice.invoice_id,
+        gateway=gateways[0],
+        status=OrderStatus.CREATED,
+        order_id=paybill_order_id(invoice.student_id),
     )
+    key = entity_key(invoice.header.tenant, paybill_order_id(invoice.student_id))
+    return Transition(new, [Emit(ORDER_LINKS, link, key=key)])
 
 
-def _with_details(state: InvoiceState | None, src: InvoiceDetails) -> InvoiceState:
-    base = state or InvoiceState(tenant=src.header.tenant, invoice_id=src.invoice_id)
-    return base.model_copy(
-        update={
-            "student_id": src.student_id,
-            "student_name": src.student_name,
-            "description": src.description,
-            "amount_minor": src.amount_minor,
-            "currency": src.currency,
-            "parent": src.parent,
-            "correlation_id": base.correlation_id or src.header.correlation_id,
-        }
-    )
-
-
-def on_invoice(state: InvoiceState | None, invoice: Invoice) -> Transition:
-    return Transition(_with_details(state, invoice))
-
-
-def _order_failed(req: PaymentRequested, state: InvoiceState, code: str, message: str) -> Emit:
+def _order_failed(
+    req: PaymentRequested, state: InvoiceState, code: str, message: str, gateway: str = ""
+) -> Emit:
     return Emit(
         PAYMENT_ORDERS,
         PaymentOrderResult(
-            header=_header(req.header, PaymentOrderResult.EVENT_TYPE, state),
+            header=header_for(req.header, PaymentOrderResult.EVENT_TYPE, state),
             request_id=req.request_id,
             invoice_id=req.invoice_id,
-            gateway=req.gateway,
+            gateway=gateway or req.gateway,
             status=OrderStatus.FAILED,
             error_code=code,
             error_message=message,
@@ -156,12 +132,59 @@ def receipt_for_gateway(request_id: str) -> str:
     return f"rcpt_{hashlib.sha256(request_id.encode()).hexdigest()[:35]}"
 
 
+def _payer_notes(state: InvoiceState) -> dict[str, str]:
+    parent = state.parent
+    found = {
+        "customer_name": parent.name if parent else "",
+        "customer_phone": (parent.phone or "") if parent else "",
+        "customer_email": (parent.email or "") if parent else "",
+    }
+    return {k: v for k, v in found.items() if v}
+
+
+def _order_command(
+    state: InvoiceState, request_id: str, attempt: GatewayAttempt, ctx: FeeContext, cause: Event
+) -> ConnectorCommand:
+    first = len(attempt.tried) == 1
+    # The first gateway keeps the key it always had; each next one gets its own.
+    key = (
+        f"payment-order:{request_id}" if first else f"payment-order:{request_id}:{attempt.provider}"
+    )
+    context = {
+        "invoice_id": state.invoice_id,
+        "request_id": request_id,
+        "account": attempt.label,
+    }
+    if attempt.next_choice() is not None:
+        context[FAILOVER] = "next"
+    return ConnectorCommand(
+        header=header_for(cause.header, "connector.payment.create_order", state),
+        idempotency_key=key,
+        provider=attempt.provider,
+        payload=CreatePaymentOrder(
+            amount_minor=attempt.amount_minor,
+            currency=attempt.currency,
+            receipt=receipt_for_gateway(request_id),
+            notes={
+                "invoice_id": state.invoice_id,
+                "student_id": state.student_id,
+                "request_id": request_id,
+                **_payer_notes(state),
+            },
+            callback_url=ctx.callback_url(attempt.provider, state.tenant),
+            return_url=ctx.return_url(state.tenant, state.invoice_id),
+        ),
+        context=context,
+        account=attempt.label,
+    )
+
+
 def on_payment_requested(
     state: InvoiceState | None, req: PaymentRequested, ctx: FeeContext
 ) -> Transition:
     if state is not None and req.request_id in state.requests:
         return Transition(state)
-    new = _with_details(state, req) if state is None or not state.description else state
+    new = with_details(state, req) if state is None or not state.description else state
     # Remember the request whatever the answer, so its redelivery is a no-op.
     new = new.model_copy(update={"requests": {**new.requests, req.request_id: None}})
     if new.status is InvoiceStatus.PAID:
@@ -169,65 +192,64 @@ def on_payment_requested(
             new, [_order_failed(req, new, "ALREADY_PAID", "the invoice is already paid")]
         )
     tenant = ctx.tenants.get(req.header.tenant)
-    if tenant is None or not tenant.has(req.gateway):
+    choices = plan(tenant, ctx.health_views(), req.gateway) if tenant else []
+    if not choices:
+        what = req.gateway or "no payment gateway"
         return Transition(
             new,
             [
                 _order_failed(
-                    req,
-                    new,
-                    "GATEWAY_NOT_CONFIGURED",
-                    f"{req.gateway} is not set up for this school",
+                    req, new, "GATEWAY_NOT_CONFIGURED", f"{what} is not set up for this school"
                 )
             ],
         )
-    command = ConnectorCommand(
-        header=_header(req.header, "connector.payment.create_order", new),
-        idempotency_key=f"payment-order:{req.request_id}",
-        provider=req.gateway,
-        payload=CreatePaymentOrder(
-            amount_minor=req.amount_minor,
-            currency=req.currency,
-            receipt=receipt_for_gateway(req.request_id),
-            notes={
-                "invoice_id": req.invoice_id,
-                "student_id": req.student_id,
-                "request_id": req.request_id,
-            },
-        ),
-        context={"invoice_id": req.invoice_id, "request_id": req.request_id},
+    first = choices[0]
+    attempt = GatewayAttempt(
+        plan=[(c.provider, c.label) for c in choices],
+        tried=[first.label],
+        provider=first.provider,
+        label=first.label,
+        amount_minor=req.amount_minor,
+        currency=req.currency,
     )
-    return Transition(new, [Emit(commands_topic(req.gateway), command)])
+    new = new.model_copy(update={"attempts": {**new.attempts, req.request_id: attempt}})
+    command = _order_command(new, req.request_id, attempt, ctx, req)
+    return Transition(new, [Emit(commands_topic(first.provider), command)])
 
 
 def order_results(result: ConnectorResult, ctx: FeeContext) -> list[Emit]:
     """A gateway's answer to order creation, for the fee module and the order matcher."""
     invoice_id = result.context.get("invoice_id")
     request_id = result.context.get("request_id")
+    if result.operation == "payment.refund":
+        return refund_results(result)
     if result.operation != CreatePaymentOrder.OPERATION or not invoice_id or not request_id:
         return []
     header = result.header.caused(PaymentOrderResult.EVENT_TYPE, source=SOURCE)
+    common = {
+        "header": header,
+        "request_id": request_id,
+        "invoice_id": invoice_id,
+        "gateway": result.provider,
+    }
     if result.status is ResultStatus.DELIVERED and result.provider_ref:
         order = PaymentOrderResult(
-            header=header,
-            request_id=request_id,
-            invoice_id=invoice_id,
-            gateway=result.provider,
+            **common,
             status=OrderStatus.CREATED,
             order_id=result.provider_ref,
-            payment_url=ctx.payment_url(header.tenant, result.provider_ref, invoice_id),
+            payment_url=result.details.get("payment_url")
+            or ctx.payment_url(header.tenant, result.provider_ref, invoice_id),
+            account=result.context.get("account"),
         )
         link_key = entity_key(header.tenant, result.provider_ref)
         return [Emit(PAYMENT_ORDERS, order), Emit(ORDER_LINKS, order, key=link_key)]
+    next_one = result.retryable and result.context.get(FAILOVER) == "next"
     return [
         Emit(
             PAYMENT_ORDERS,
             PaymentOrderResult(
-                header=header,
-                request_id=request_id,
-                invoice_id=invoice_id,
-                gateway=result.provider,
-                status=OrderStatus.FAILED,
+                **common,
+                status=OrderStatus.FAILING_OVER if next_one else OrderStatus.FAILED,
                 error_code=result.error_code or str(result.http_status or ""),
                 error_message=result.error_message,
             ),
@@ -235,173 +257,122 @@ def order_results(result: ConnectorResult, ctx: FeeContext) -> list[Emit]:
     ]
 
 
-def on_order_result(state: InvoiceState | None, result: PaymentOrderResult) -> Transition:
+def _fail_over(state: InvoiceState, result: PaymentOrderResult, ctx: FeeContext) -> Transition:
+    attempt = state.attempts.get(result.request_id)
+    # Redelivered, or not the gateway this request is waiting on: already handled.
+    if attempt is None or attempt.provider != result.gateway or attempt.order_id:
+        return Transition(state)
+    choice = attempt.next_choice()
+    if choice is None:
+        return Transition(state)
+    provider, label = choice
+    moved = attempt.model_copy(
+        update={"provider": provider, "label": label, "tried": [*attempt.tried, label]}
+    )
+    new = state.model_copy(update={"attempts": {**state.attempts, result.request_id: moved}})
+    command = _order_command(new, result.request_id, moved, ctx, result)
+    return Transition(new, [Emit(commands_topic(provider), command)])
+
+
+def on_order_result(
+    state: InvoiceState | None, result: PaymentOrderResult, ctx: FeeContext | None = None
+) -> Transition:
     base = state or InvoiceState(tenant=result.header.tenant, invoice_id=result.invoice_id)
+    if result.status is OrderStatus.FAILING_OVER:
+        return _fail_over(base, result, ctx) if ctx else Transition(base)
     if result.status is not OrderStatus.CREATED:
         return Transition(base)
-    return Transition(
-        base.model_copy(update={"requests": {**base.requests, result.request_id: result.order_id}})
-    )
+    updates: dict[str, object] = {"requests": {**base.requests, result.request_id: result.order_id}}
+    attempt = base.attempts.get(result.request_id)
+    if attempt is not None and attempt.order_id is None:
+        created = attempt.model_copy(
+            update={
+                "order_id": result.order_id,
+                "ordered_at": result.header.occurred_at.timestamp(),
+            }
+        )
+        updates["attempts"] = {**base.attempts, result.request_id: created}
+    return Transition(base.model_copy(update=updates))
 
 
-def _notify(
-    state: InvoiceState,
-    cause: EventHeader,
-    channel: Channel,
-    key: str,
-    *,
-    text: str,
-    subject: str | None = None,
-    html: str | None = None,
-) -> Emit | None:
-    parent = state.parent
-    to = (parent.phone if channel is Channel.SMS else parent.email) if parent else None
-    if not to:
-        return None
-    return Emit(
-        NOTIFICATION_REQUESTS,
-        NotificationRequest(
-            header=_header(cause, NotificationRequest.EVENT_TYPE, state),
-            idempotency_key=key,
-            channel=channel,
-            priority=Priority.HIGH,
-            to=to,
-            to_name=parent.name if parent else None,
-            subject=subject,
-            text=text,
-            html=html,
-            template=key.split(":", 1)[0],
-        ),
-    )
-
-
-def _recorded(
-    state: InvoiceState,
-    match: PaymentMatched,
-    status: PaymentStatus,
-    receipt_no: str | None,
-    ctx: FeeContext,
-) -> Emit:
-    p = match.payment
-    return Emit(
-        PAYMENTS_RECORDED,
-        PaymentRecorded(
-            header=_header(match.header, PaymentRecorded.EVENT_TYPE, state),
-            invoice_id=state.invoice_id,
-            order_id=p.order_id,
-            payment_id=p.payment_id,
-            gateway=p.provider,
-            status=status,
-            amount_minor=p.amount_minor,
-            currency=p.currency,
-            method=p.method,
-            error_code=p.error_code,
-            error_description=p.error_description,
-            receipt_no=receipt_no,
-            receipt_url=ctx.receipt_url(state.tenant, receipt_no) if receipt_no else None,
-        ),
-    )
-
-
-def _captured(state: InvoiceState, match: PaymentMatched, ctx: FeeContext) -> Transition:
-    p = match.payment
+def due_polls(state: InvoiceState, now: float, ctx: FeeContext) -> Transition:
+    """Orders whose payment has not been heard of in time: ask their gateway (a missed
+    webhook), at poll_after, 4x and 16x that, then give up (the order has expired)."""
     if state.status is InvoiceStatus.PAID:
-        # A second captured payment on a paid invoice: record it so the fee
-        # module can refund it, but the invoice and the parent hear nothing new.
-        return Transition(state, [_recorded(state, match, PaymentStatus.SUCCESS, None, ctx)])
-    paid = state.paid_amount_minor + p.amount_minor
-    receipt_no = messages.receipt_number(state.tenant, p.payment_id, match.header.occurred_at.year)
-    status = InvoiceStatus.PAID if paid >= state.amount_minor else InvoiceStatus.UNPAID
-    new = state.model_copy(
-        update={"status": status, "paid_amount_minor": paid, "receipt_no": receipt_no}
-    )
-    emits = [_recorded(new, match, PaymentStatus.SUCCESS, receipt_no, ctx)]
-    if status is InvoiceStatus.PAID:
-        emits.insert(
-            0,
-            Emit(
-                INVOICE_STATUS,
-                InvoiceStatusChanged(
-                    header=_header(match.header, InvoiceStatusChanged.EVENT_TYPE, new),
-                    invoice_id=new.invoice_id,
-                    status=status,
-                    previous_status=state.status,
-                    paid_amount_minor=paid,
-                    currency=new.currency,
-                    order_id=p.order_id,
-                    payment_id=p.payment_id,
-                    receipt_no=receipt_no,
-                ),
+        return Transition(state)
+    emits, attempts = [], dict(state.attempts)
+    for request_id, attempt in state.attempts.items():
+        if attempt.settled or attempt.order_id is None or attempt.ordered_at is None:
+            continue
+        if attempt.polls >= ctx.max_polls:
+            continue
+        if now - attempt.ordered_at < ctx.poll_after_seconds * 4**attempt.polls:
+            continue
+        command = ConnectorCommand(
+            # Nothing caused a poll but the clock: it joins the invoice's flow.
+            header=EventHeader.new(
+                f"connector.{FetchPaymentStatus.OPERATION}",
+                state.tenant,
+                source=SOURCE,
+                correlation_id=state.correlation_id,
             ),
+            idempotency_key=f"payment-status:{attempt.provider}:{attempt.order_id}:{attempt.polls}",
+            provider=attempt.provider,
+            payload=FetchPaymentStatus(
+                order_id=attempt.order_id,
+                reason="missed_webhook",
+                amount_minor=attempt.amount_minor,
+                currency=attempt.currency,
+            ),
+            context={
+                "invoice_id": state.invoice_id,
+                "request_id": request_id,
+                "account": attempt.label,
+            },
+            account=attempt.label,
         )
-    amount = messages.format_money(p.amount_minor, p.currency)
-    receipt_url = ctx.receipt_url(new.tenant, receipt_no)
-    sms = messages.payment_success_sms(amount, new.description, new.student_name, receipt_url)
-    email = messages.receipt_email(
-        parent=new.parent.name if new.parent else "Parent",
-        student=new.student_name,
-        description=new.description,
-        amount=amount,
-        receipt_no=receipt_no,
-        receipt_url=receipt_url,
-        payment_id=p.payment_id,
-        school=ctx.school(new.tenant),
+        emits.append(Emit(commands_topic(attempt.provider), command))
+        attempts[request_id] = attempt.model_copy(update={"polls": attempt.polls + 1})
+    if not emits:
+        return Transition(state)
+    return Transition(state.model_copy(update={"attempts": attempts}), emits)
+
+
+def capture_if_approved(result: ConnectorResult) -> list[Emit]:
+    """A status answer "approved, not captured" from a gateway that authorizes first
+    (PayPal): capture it, as its approval webhook would have made the hub do."""
+    if (
+        result.operation != FetchPaymentStatus.OPERATION
+        or result.status is not ResultStatus.DELIVERED
+    ):
+        return []
+    snap = PaymentSnapshot.from_details(result.details)
+    declared = providers.registry().get(result.provider)
+    if snap is None or snap.status != "AUTHORIZED" or not (declared and declared.manual_capture):
+        return []
+    account = result.context.get("account")
+    command = ConnectorCommand(
+        header=result.header.caused(f"connector.{CapturePayment.OPERATION}", source=SOURCE),
+        # The same key the approval webhook's follow-up would not share: one capture per
+        # order, whichever asked; the gateway's PayPal-Request-Id makes a repeat harmless.
+        idempotency_key=f"{CapturePayment.OPERATION}:{result.provider}:{snap.order_id}",
+        provider=result.provider,
+        payload=CapturePayment(order_id=snap.order_id),
+        context={
+            k: v for k, v in result.context.items() if k in ("invoice_id", "request_id", "account")
+        },
+        account=account,
     )
-    base = f"payment-receipt:{p.payment_id}"
-    notes = [
-        _notify(new, match.header, Channel.SMS, f"{base}:sms", text=sms),
-        _notify(
-            new,
-            match.header,
-            Channel.EMAIL,
-            f"{base}:email",
-            text=email.text,
-            subject=email.subject,
-            html=email.html,
-        ),
-    ]
-    return Transition(new, emits + [n for n in notes if n])
-
-
-def _failed(state: InvoiceState, match: PaymentMatched, ctx: FeeContext) -> Transition:
-    p = match.payment
-    url = ctx.payment_url(state.tenant, p.order_id, state.invoice_id)
-    emits = [_recorded(state, match, PaymentStatus.FAILED, None, ctx)]
-    if state.status is not InvoiceStatus.PAID:
-        sms = _notify(
-            state,
-            match.header,
-            Channel.SMS,
-            f"payment-failed:{p.payment_id}:sms",
-            text=messages.payment_failed_sms(p.error_description, url),
-        )
-        emits += [sms] if sms else []
-    return Transition(state, emits)
-
-
-def on_payment_matched(
-    state: InvoiceState | None, match: PaymentMatched, ctx: FeeContext
-) -> Transition:
-    base = state or InvoiceState(tenant=match.header.tenant, invoice_id=match.invoice_id)
-    p: PaymentEvent = match.payment
-    marker = f"{p.payment_id}:{p.kind}"
-    if marker in base.applied or p.kind is PaymentEventKind.AUTHORIZED:
-        return Transition(base)
-    base = base.model_copy(update={"applied": [*base.applied, marker]})
-    return (
-        _captured(base, match, ctx)
-        if p.kind is PaymentEventKind.CAPTURED
-        else _failed(base, match, ctx)
-    )
+    return [Emit(commands_topic(result.provider), command)]
 
 
 def apply(state: InvoiceState | None, event: Event, ctx: FeeContext) -> Transition:
     if isinstance(event, Invoice):
-        return on_invoice(state, event)
+        return on_invoice(state, event, ctx)
     if isinstance(event, PaymentRequested):
         return on_payment_requested(state, event, ctx)
     if isinstance(event, PaymentOrderResult):
-        return on_order_result(state, event)
+        return on_order_result(state, event, ctx)
     if isinstance(event, PaymentMatched):
         return on_payment_matched(state, event, ctx)
     raise TypeError(f"the invoice ledger does not take {event.SCHEMA}")

@@ -50,6 +50,16 @@ def payment_success_sms(amount: str, description: str, student: str, receipt_url
     return f"Payment successful: {amount} for {description} ({student}). Receipt: {receipt_url}"
 
 
+def partial_payment_sms(
+    amount: str, due: str, description: str, student: str, receipt_url: str
+) -> str:
+    # Never "Payment successful" for the whole fee: the parent must see what is left.
+    return (
+        f"Part payment received: {amount} for {description} ({student}); "
+        f"{due} still due. Receipt: {receipt_url}"
+    )
+
+
 def payment_failed_sms(reason: str | None, payment_url: str) -> str:
     return f"Payment failed: {reason or 'the payment did not go through'}. Retry: {payment_url}"
 

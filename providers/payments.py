@@ -18,7 +18,7 @@ method per operation. Status and capture answers carry a `PaymentSnapshot` in
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 import httpx
 
@@ -123,7 +123,7 @@ class GatewayAdapter:
     rejected before any request is sent.
     """
 
-    name: ClassVar[str]
+    name: str  # set by each subclass (a class attribute, read like an instance one)
     category: Category = "payment"
     payload_type: tuple[type[CommandPayload], ...] = GATEWAY_PAYLOADS
 

@@ -11,7 +11,9 @@ probe). An adapter opts in with
 a read that changes nothing at the provider (listing one order, fetching the
 account, validating a push without sending it), sent with the adapter's own
 `auth()` flow, so Google's token exchange is tested too. An adapter may also
-declare `probe_ok_statuses`, statuses besides 2xx that prove the credentials work.
+declare `probe_ok_statuses`, statuses besides 2xx that prove the credentials work,
+and `probe_answer(response) -> ProbeResult | None` to read a body first (Paytm
+refuses credentials with HTTP 200).
 
 The detail is for an operator's screen: the provider's own message, never the
 response body as such (Twilio's account resource carries the auth token), and
@@ -136,6 +138,11 @@ def read_answer(adapter: ProviderAdapter[Any], response: httpx.Response) -> Prob
     status = response.status_code
     request = response.request
     call = f"{request.method} {request.url.path}"
+    # Gateways that refuse credentials with HTTP 200 (Paytm's resultStatus "F") read it.
+    read_body = getattr(adapter, "probe_answer", None)
+    verdict: ProbeResult | None = read_body(response) if read_body is not None else None
+    if verdict is not None:
+        return verdict
     extra_ok: frozenset[int] = getattr(adapter, "probe_ok_statuses", frozenset())
     if 200 <= status < 300 or status in extra_ok:
         return ProbeResult("ok", f"{adapter.name} answered {status} to {call}", status)

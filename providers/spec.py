@@ -102,6 +102,9 @@ class Webhooks:
     # The JSON body the provider expects once the hub has the delivery (M-Pesa wants
     # {"ResultCode": 0, ...}, Pesapal an echo of the ids); None: the hub's own answer.
     acknowledge: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None
+    # Query parameters `event_type` and `event_id` see besides the body's fields
+    # (M-Pesa's `kind`: its C2B validation and confirmation share one body shape).
+    query_fields: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

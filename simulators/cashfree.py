@@ -4,8 +4,15 @@
   answers the order it created; with a different body, 422 `idempotency_error`. An
   order id already taken, without a key that created it: 409 `order_already_exists`.
 - `GET  /orders/{order_id}` fetches one of the app's orders (404 when unknown).
+- `GET  /orders/{order_id}/payments` every attempt at paying it (a JSON array).
+- `POST /orders/{order_id}/refunds` refunds a PAID order, in full or in part; the
+  `refund_id` is the caller's. The same `x-idempotency-key` answers the same refund;
+  with another body, 422. Refunding more than was paid: 400 `refund_amount_invalid`.
+- `GET  /checkout/{order_id}` a stand-in for Cashfree's hosted checkout (which the
+  real JS SDK opens with the order's payment_session_id).
 
-Errors are Cashfree's `{"message", "code", "type"}`. No checkout page or webhooks yet.
+Errors are Cashfree's `{"message", "code", "type"}`. Payments and their signed
+webhooks: simulators/cashfree_gateway.py.
 """
 
 from __future__ import annotations
@@ -13,41 +20,28 @@ from __future__ import annotations
 import hmac
 import re
 import secrets
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from http import HTTPStatus
 from typing import Any
 
 from starlette.datastructures import Headers
-from starlette.responses import JSONResponse, Response
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from core.tenants import Tenant
 from providers.cashfree import CashfreeAccount
-from simulators.common import Call, ProviderSpec, SimContext, provider_endpoint
+from simulators.cashfree_common import error, error_for_status, gate
+from simulators.cashfree_gateway import CashfreeGateway, gateway, store_of
+from simulators.cashfree_refunds import create_refund, list_payments
+from simulators.common import Call, Endpoint, ProviderSpec, SimContext, provider_endpoint
+from simulators.payments import checkout_page
 from simulators.state import random_id
 
+__all__ = ["MOUNT", "SPEC", "error", "error_for_status", "gateway", "routes"]
+
 ORDER_ID = re.compile(r"^[A-Za-z0-9_-]{3,45}$")
-INVALID = "invalid_request_error"
-
-
-def error(status: int, message: str, code: str, kind: str = INVALID) -> JSONResponse:
-    return JSONResponse({"message": message, "code": code, "type": kind}, status_code=status)
-
-
-def error_for_status(status: int) -> Response:
-    if status >= 500:
-        return error(status, "internal server error", "internal_error", "api_error")
-    if status == 401:
-        return error(401, "authentication Failed", "request_failed", "authentication_error")
-    if status == 429:
-        return error(429, "Too many requests", "request_failed", "rate_limit_error")
-    try:
-        phrase = HTTPStatus(status).phrase
-    except ValueError:
-        phrase = "request failed"
-    return error(status, phrase, "request_failed")
 
 
 def authenticate(ctx: SimContext, headers: Headers) -> Tenant | None:
@@ -62,24 +56,6 @@ def authenticate(ctx: SimContext, headers: Headers) -> Tenant | None:
 
 
 SPEC = ProviderSpec(name="cashfree", authenticate=authenticate, error_for_status=error_for_status)
-
-
-@dataclass
-class Orders:
-    """The orders this simulator holds, per client id (an app sees only its own)."""
-
-    by_id: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
-    # (client id, idempotency key) -> (the request body, the order id it created)
-    by_key: dict[tuple[str, str], tuple[Any, str]] = field(default_factory=dict)
-
-
-def _gate(call: Call) -> Response | str:
-    """The client id of an authenticated, versioned request, or Cashfree's error."""
-    if call.tenant is None:
-        return error_for_status(401)
-    if not call.request.headers.get("x-api-version"):
-        return error(400, "x-api-version missing in the header", "request_failed")
-    return call.request.headers["x-client-id"]
 
 
 def _amount_problem(value: Any) -> Response | None:
@@ -143,11 +119,10 @@ def _public(order: dict[str, Any]) -> JSONResponse:
     return JSONResponse({k: v for k, v in order.items() if not k.startswith("_")})
 
 
-def _create_order(orders: Orders, call: Call) -> Response:
-    gate = _gate(call)
-    if isinstance(gate, Response):
-        return gate
-    client_id, tenant = gate, call.tenant
+def _create_order(orders: CashfreeGateway, call: Call) -> Response:
+    client_id, tenant = gate(call), call.tenant
+    if isinstance(client_id, Response):
+        return client_id
     assert tenant is not None
     problem = _problem(call.body)
     if problem is not None:
@@ -155,27 +130,27 @@ def _create_order(orders: Orders, call: Call) -> Response:
     body: dict[str, Any] = call.body
     key = call.request.headers.get("x-idempotency-key")
     if key:
-        seen = orders.by_key.get((client_id, key))
+        seen = orders.order_keys.get((client_id, key))
         if seen is not None:
             if seen[0] != body:
                 message = "idempotency key used with a different request"
                 return error(422, message, "request_invalid", "idempotency_error")
-            return _public(orders.by_id[(client_id, seen[1])])
+            return _public(orders.orders[(client_id, seen[1])])
     order_id = body.get("order_id") or random_id("order_", 20)
-    if (client_id, order_id) in orders.by_id:
+    if (client_id, order_id) in orders.orders:
         return error(409, "order with same order_id exists", "order_already_exists")
     order = _entity(body, order_id, tenant.id)
-    orders.by_id[(client_id, order_id)] = order
+    orders.orders[(client_id, order_id)] = order
     if key:
-        orders.by_key[(client_id, key)] = (body, order_id)
+        orders.order_keys[(client_id, key)] = (body, order_id)
     return _public(order)
 
 
-def _fetch_order(orders: Orders, call: Call) -> Response:
-    gate = _gate(call)
-    if isinstance(gate, Response):
-        return gate
-    order = orders.by_id.get((gate, call.request.path_params["order_id"]))
+def _fetch_order(orders: CashfreeGateway, call: Call) -> Response:
+    client_id = gate(call)
+    if isinstance(client_id, Response):
+        return client_id
+    order = orders.orders.get((client_id, call.request.path_params["order_id"]))
     if order is None:
         return error(404, "order not found", "order_not_found")
     return _public(order)
@@ -189,19 +164,26 @@ def _not_found(call: Call) -> Response:
 MOUNT = "/cashfree"
 
 
+def _checkout(ctx: SimContext, request: Request) -> Response:
+    found = store_of(ctx).order(request.path_params["order_id"])
+    if found is None:
+        return HTMLResponse("<h1>Order not found</h1>", status_code=404)
+    return checkout_page("cashfree", "Cashfree Payments", found)
+
+
 def routes(ctx: SimContext) -> list[BaseRoute]:
-    orders = Orders()  # one store per app: a fresh simulator starts empty
+    def endpoint(handler: Callable[[CashfreeGateway, Call], Response]) -> Endpoint:
+        return provider_endpoint(ctx, SPEC, lambda c: handler(store_of(ctx), c))
+
+    async def checkout(request: Request) -> Response:
+        return _checkout(ctx, request)
+
     return [
-        Route(
-            "/orders",
-            provider_endpoint(ctx, SPEC, lambda c: _create_order(orders, c)),
-            methods=["POST"],
-        ),
-        Route(
-            "/orders/{order_id}",
-            provider_endpoint(ctx, SPEC, lambda c: _fetch_order(orders, c)),
-            methods=["GET"],
-        ),
+        Route("/orders", endpoint(_create_order), methods=["POST"]),
+        Route("/orders/{order_id}", endpoint(_fetch_order), methods=["GET"]),
+        Route("/orders/{order_id}/payments", endpoint(list_payments), methods=["GET"]),
+        Route("/orders/{order_id}/refunds", endpoint(create_refund), methods=["POST"]),
+        Route("/checkout/{order_id}", checkout, methods=["GET"]),
         Route(
             "/{path:path}",
             provider_endpoint(ctx, SPEC, _not_found, faultable=False),

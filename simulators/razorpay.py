@@ -1,9 +1,11 @@
-"""Razorpay Orders API (HTTP Basic `key_id:key_secret`) and a stand-in checkout page.
+"""Razorpay Orders, Payments and Refunds APIs (HTTP Basic `key_id:key_secret`), a checkout page.
 
 - `POST /v1/orders` creates an order (`unique_receipt` returns the existing one).
 - `GET  /v1/orders` lists the key's orders, newest first, as a collection
   (`count` 1-100, default 10; `skip`; `from`/`to` Unix times; `receipt`; not `authorized`).
 - `GET  /v1/orders/{id}`, `GET /v1/payments/{id}` fetch one.
+- `GET  /v1/orders/{id}/payments`, `POST /v1/payments/{id}/refund`, and the gateway
+  the shared payments control plane pays through: simulators/razorpay_gateway.py.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from __future__ import annotations
 import hmac
 import time
 from html import escape
-from http import HTTPStatus
 from typing import Any
 
 from starlette.datastructures import Headers, QueryParams
@@ -29,7 +30,11 @@ from simulators.common import (
     basic_credentials,
     provider_endpoint,
 )
+from simulators.razorpay_common import AUTH_FAILED, error, error_for_status, invalid, key_id_of
+from simulators.razorpay_gateway import fetch_order_payments, gateway, refund_payment
 from simulators.state import Order, random_id
+
+__all__ = ["MOUNT", "error", "error_for_status", "gateway", "routes", "rupees"]
 
 ORDER_FIELDS = frozenset(
     {"amount", "currency", "receipt", "notes", "unique_receipt", "partial_payment"}
@@ -39,53 +44,6 @@ MAX_RECEIPT = 40
 MAX_NOTES = 15
 MAX_NOTE_VALUE = 256
 DEFAULT_COUNT, MAX_COUNT = 10, 100
-
-_VALIDATION = {"source": "business", "step": "payment_initiation"}
-
-
-def error(
-    status: int,
-    description: str,
-    *,
-    code: str = "BAD_REQUEST_ERROR",
-    field: str | None = None,
-    source: str = "NA",
-    step: str = "NA",
-    reason: str = "NA",
-) -> JSONResponse:
-    body: dict[str, Any] = {
-        "code": code,
-        "description": description,
-        "source": source,
-        "step": step,
-        "reason": reason,
-        "metadata": {},
-    }
-    if field is not None:
-        body["field"] = field
-    return JSONResponse({"error": body}, status_code=status)
-
-
-def invalid(description: str, field: str, reason: str = "input_validation_failed") -> JSONResponse:
-    return error(400, description, field=field, reason=reason, **_VALIDATION)
-
-
-def error_for_status(status: int) -> Response:
-    if status >= 500:
-        return error(
-            status,
-            "The server encountered an error. The incident has been reported to admins.",
-            code="SERVER_ERROR",
-        )
-    if status == 401:
-        return error(401, "Authentication failed")
-    if status == 429:
-        return error(429, "Too many requests")
-    try:
-        phrase = HTTPStatus(status).phrase
-    except ValueError:
-        phrase = "Request failed"
-    return error(status, phrase)
 
 
 def authenticate(ctx: SimContext, headers: Headers) -> Tenant | None:
@@ -101,16 +59,7 @@ def authenticate(ctx: SimContext, headers: Headers) -> Tenant | None:
     return tenant if hmac.compare_digest(secret.encode(), creds[1].encode()) else None
 
 
-def _key_id(call: Call) -> str | None:
-    """The key id the (already authenticated) request used: orders belong to it."""
-    creds = basic_credentials(call.request.headers)
-    return creds[0] if call.tenant is not None and creds is not None else None
-
-
 SPEC = ProviderSpec(name="razorpay", authenticate=authenticate, error_for_status=error_for_status)
-
-AUTH_FAILED = "Authentication failed"
-
 
 Problem = tuple[str, str] | None  # (description, field)
 
@@ -193,7 +142,7 @@ def _validate_order(body: Any) -> JSONResponse | None:
 
 def _create_order(ctx: SimContext, call: Call) -> Response:
     tenant = call.tenant
-    key_id = _key_id(call)
+    key_id = key_id_of(call)
     if tenant is None or key_id is None:
         return error(401, AUTH_FAILED)
     problem = _validate_order(call.body)
@@ -233,7 +182,7 @@ def _whole(params: QueryParams, name: str, default: int, low: int, high: int) ->
 
 
 def _list_orders(ctx: SimContext, call: Call) -> Response:
-    key_id = _key_id(call)
+    key_id = key_id_of(call)
     if key_id is None:
         return error(401, AUTH_FAILED)
     params = call.request.query_params
@@ -258,7 +207,7 @@ def _list_orders(ctx: SimContext, call: Call) -> Response:
 
 
 def _fetch_order(ctx: SimContext, call: Call) -> Response:
-    key_id = _key_id(call)
+    key_id = key_id_of(call)
     if key_id is None:
         return error(401, AUTH_FAILED)
     order = ctx.state.orders.get(call.request.path_params["order_id"])
@@ -268,7 +217,7 @@ def _fetch_order(ctx: SimContext, call: Call) -> Response:
 
 
 def _fetch_payment(ctx: SimContext, call: Call) -> Response:
-    key_id = _key_id(call)
+    key_id = key_id_of(call)
     if key_id is None:
         return error(401, AUTH_FAILED)
     payment = ctx.state.payments.get(call.request.path_params["payment_id"])
@@ -332,9 +281,19 @@ def routes(ctx: SimContext) -> list[BaseRoute]:
             methods=["GET"],
         ),
         Route(
+            "/v1/orders/{order_id}/payments",
+            provider_endpoint(ctx, SPEC, lambda c: fetch_order_payments(ctx, c)),
+            methods=["GET"],
+        ),
+        Route(
             "/v1/payments/{payment_id}",
             provider_endpoint(ctx, SPEC, lambda c: _fetch_payment(ctx, c)),
             methods=["GET"],
+        ),
+        Route(
+            "/v1/payments/{payment_id}/refund",
+            provider_endpoint(ctx, SPEC, lambda c: refund_payment(ctx, c)),
+            methods=["POST"],
         ),
         Route("/checkout/{order_id}", checkout, methods=["GET"]),
         Route(

@@ -57,9 +57,12 @@ class PayRequest:
     method: str = "card"
     error_code: str | None = None
     error_description: str | None = None
+    error_reason: str | None = None
     webhook_url: str | None = None
     email: str = "parent@example.com"
     contact: str = "+919876543210"
+    # Less than the amount due: a partial payment (the order must allow them); None: all.
+    amount: int | None = None
 
 
 def sign(body: bytes, secret: str) -> str:
@@ -90,7 +93,7 @@ def _instrument(method: str, captured: bool) -> dict[str, Any]:
 
 def payment_entity(order: Order, payment_id: str, req: PayRequest) -> dict[str, Any]:
     captured = req.outcome == "captured"
-    amount = order.amount - order.amount_paid
+    amount = req.amount if req.amount is not None else order.amount - order.amount_paid
     base_fee = round(amount * 0.02)
     tax = round(base_fee * 0.18)
     errors: dict[str, Any] = dict.fromkeys(FAILED_DEFAULTS)
@@ -98,6 +101,7 @@ def payment_entity(order: Order, payment_id: str, req: PayRequest) -> dict[str, 
         errors = dict(FAILED_DEFAULTS)
         errors["error_code"] = req.error_code or errors["error_code"]
         errors["error_description"] = req.error_description or errors["error_description"]
+        errors["error_reason"] = req.error_reason or errors["error_reason"]
     return {
         "id": payment_id,
         "entity": "payment",
@@ -122,6 +126,24 @@ def payment_entity(order: Order, payment_id: str, req: PayRequest) -> dict[str, 
         "acquirer_data": {},
         "created_at": int(time.time()),
     }
+
+
+def _check_amount(order: Order, amount: int | None) -> None:
+    due = order.amount - order.amount_paid
+    if amount is None or amount == due:
+        return
+    if amount <= 0 or amount > due:
+        raise PayError(400, f"amount must be between 1 and the {due} due on {order.id}")
+    if not order.partial_payment:
+        raise PayError(400, f"order {order.id} does not accept partial payments")
+
+
+def _apply(order: Order, outcome: Outcome, amount: int) -> None:
+    """The order after one payment: paid once nothing is due, else attempted."""
+    order.attempts += 1
+    if outcome == "captured":
+        order.amount_paid += amount
+    order.status = "paid" if order.amount_paid >= order.amount else "attempted"
 
 
 class _KeepOpen(httpx.AsyncBaseTransport):
@@ -155,11 +177,18 @@ class WebhookSender:
 
     async def pay(self, order_id: str, req: PayRequest) -> dict[str, Any]:
         """Pay (or fail) an order, then fire the signed `payment.*` webhook."""
+        hook = self.make_payment(order_id, req)
+        self._state.webhooks[hook.event_id] = hook
+        return await self._deliver(hook, hook.url)
+
+    def make_payment(self, order_id: str, req: PayRequest) -> SentWebhook:
+        """Pay (or fail) an order at Razorpay; the signed webhook it would send, unsent."""
         order = self._state.orders.get(order_id)
         if order is None:
             raise PayError(404, f"order {order_id} does not exist")
         if order.status == "paid":
             raise PayError(409, f"order {order_id} is already paid")
+        _check_amount(order, req.amount)
         found = self._tenants.find_account("razorpay", key_id=order.key_id)
         if found is None or found[0].id != order.tenant:
             raise PayError(409, f"tenant {order.tenant} has no Razorpay account {order.key_id}")
@@ -167,12 +196,7 @@ class WebhookSender:
         assert isinstance(account, RazorpayAccount)
         payment_id = random_id("pay_")
         entity = payment_entity(order, payment_id, req)
-        order.attempts += 1
-        if req.outcome == "captured":
-            order.amount_paid = order.amount
-            order.status = "paid"
-        else:
-            order.status = "attempted"
+        _apply(order, req.outcome, entity["amount"])
         self._state.payments[payment_id] = Payment(
             id=payment_id,
             order_id=order.id,
@@ -180,6 +204,11 @@ class WebhookSender:
             tenant=order.tenant,
             entity=entity,
         )
+        return self._webhook(order, account, entity, req)
+
+    def _webhook(
+        self, order: Order, account: RazorpayAccount, entity: dict[str, Any], req: PayRequest
+    ) -> SentWebhook:
         event = f"payment.{req.outcome}"
         body = json.dumps(
             {
@@ -194,12 +223,12 @@ class WebhookSender:
         ).encode()
         event_id = random_id("evt_")
         secret = account.webhook_secret.get_secret_value()
-        hook = SentWebhook(
+        return SentWebhook(
             event_id=event_id,
             event=event,
             tenant=order.tenant,
             order_id=order.id,
-            payment_id=payment_id,
+            payment_id=str(entity["id"]),
             url=req.webhook_url or self.default_url(order.tenant),
             body=body,
             headers={
@@ -209,8 +238,6 @@ class WebhookSender:
                 "User-Agent": USER_AGENT,
             },
         )
-        self._state.webhooks[event_id] = hook
-        return await self._deliver(hook, hook.url)
 
     async def resend(self, event_id: str, webhook_url: str | None = None) -> dict[str, Any]:
         """Post the exact same bytes and headers again (Razorpay's retry)."""

@@ -27,6 +27,12 @@ Provider = Literal[
     "mobileapp",
     "smsgateway",
     "cashfree",
+    "flutterwave",
+    "pesapal",
+    "paypal",
+    "paytm",
+    "stripe",
+    "mpesa",
 ]
 PROVIDERS: tuple[Provider, ...] = get_args(Provider)
 

@@ -159,7 +159,7 @@ class CatalogCases:
     def test_invalid_accounts_are_refused_by_field(self, catalog: CatalogService) -> None:
         catalog.create_tenant("greenwood")
         cases = [
-            ("twilio-primary", "paytm", TWILIO, "provider"),
+            ("twilio-primary", "nosuch", TWILIO, "provider"),
             ("twilio-primary", "twilio", {**TWILIO, "account_sid": "XX1"}, "account_sid"),
             ("twilio-primary", "twilio", {**TWILIO, "auth_token": ""}, "auth_token"),
             ("twilio-primary", "twilio", {**TWILIO, "colour": "red"}, "colour"),

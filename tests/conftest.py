@@ -9,6 +9,7 @@ is started by the same code as `hub run`. Tests that stop the broker
 from __future__ import annotations
 
 import shutil
+import sys
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -30,7 +31,14 @@ from hub.tenants_seed import seed_catalog
 from providers import topics as topic_catalog
 from simulators.client import SimulatorClient
 
+# Helpers live next to their tests (tests/unit/*_support.py) and are imported by plain
+# name; integration tests share some, and a dependency's own top-level `tests` package
+# (apimatic-core ships one) must never shadow them.
+sys.path.insert(0, str(Path(__file__).parent / "unit"))
+
 TENANT = "greenwood"
+# Seed 004's school with two gateways (tests/integration/test_gateways_flow.py).
+DUAL_TENANT = "sunrise"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -79,6 +87,11 @@ def tenants_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
         demo_tenant_config(TENANT, "Greenwood High School")
         + "\n"
         + demo_tenant_config("riverside", "Riverside Public School")
+        + "\n"
+        # Seed 004's dual gateway: Cashfree first, Razorpay behind it.
+        + demo_tenant_config(
+            DUAL_TENANT, "Sunrise Academy", ("cashfree-primary", "razorpay-primary")
+        )
     )
     return path
 
@@ -116,6 +129,8 @@ def hub_settings(
         dlq_monitor_interval_seconds=1.0,
         postgres_dsn=postgres.cfg.dsn,
         cdc_connect_port=free_port(),
+        # A payment whose webhook has not come is asked about after seconds, not 15 min.
+        payment_status_poll_seconds=3.0,
     )
     settings = with_simulators(settings)
     apply_catalog(

@@ -39,6 +39,7 @@ from schemas.events import (
 from simulators.client import SimulatorClient
 
 TENANT = "greenwood"
+DUAL_TENANT = "sunrise"  # seed 004: Cashfree first, Razorpay behind it
 
 
 def unique_phone() -> str:
@@ -90,10 +91,14 @@ def open_invoice(
     amount_minor: int = 50_000_00,
     email: bool = True,
     tenant: str = TENANT,
+    gateway: str = "",
+    currency: str = "INR",
+    phone: str | None = None,
 ) -> OpenInvoice:
-    """The fee module's side of the story: an invoice, then Pay Now; returns the order."""
+    """The fee module's side of the story: an invoice, then Pay Now; returns the order
+    (`gateway` "": the school's payment routing picks, failing over if it must)."""
     tag = secrets.token_hex(4).upper()
-    phone, address = unique_phone(), unique_email() if email else None
+    phone, address = phone or unique_phone(), unique_email() if email else None
     invoice = Invoice(
         header=EventHeader.new(Invoice.EVENT_TYPE, tenant, source="fee-module-test"),
         invoice_id=f"INV-{tag}",
@@ -101,14 +106,17 @@ def open_invoice(
         student_name="Rohan Sharma",
         description="Term 1 fees",
         amount_minor=amount_minor,
+        currency=currency,
         parent=Contact(name="Mrs. Sharma", phone=phone, email=address),
     )
-    request = PaymentRequested.for_invoice(invoice, source="fee-module-test")
+    request = PaymentRequested.for_invoice(invoice, source="fee-module-test", gateway=gateway)
     with EventProducer(settings, client_id="fee-module-test") as producer:
         producer.publish(invoice)
         producer.publish(request)
     order = watch.wait_for(
-        PaymentOrderResult, lambda r: r.request_id == request.request_id, timeout=15
+        PaymentOrderResult,
+        lambda r: r.request_id == request.request_id and r.status is not OrderStatus.FAILING_OVER,
+        timeout=30,
     )[0]
     assert order.status is OrderStatus.CREATED, order
     return OpenInvoice(invoice, order, phone, address or "")

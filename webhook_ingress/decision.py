@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 import orjson
 from pydantic import BaseModel, SecretStr
@@ -146,12 +146,13 @@ def accept(
     parsed = parse_payload(body, webhooks.body_format)
     if isinstance(parsed, Rejection):
         return parsed
+    described = described_fields(webhooks, delivery, parsed)
     event_id = (
-        webhooks.event_id(parsed)
+        webhooks.event_id(described)
         or headers.get(verifier.event_id_header or "")
         or hashlib.sha256(body).hexdigest()
     )
-    event_type = webhooks.event_type(parsed)
+    event_type = webhooks.event_type(described)
     content_type = FORM if webhooks.body_format == "query" else headers.get("content-type", "")
     return RawWebhook(
         header=EventHeader.new("webhook.received", tenant, source=SOURCE),
@@ -166,8 +167,23 @@ def accept(
     )
 
 
+def described_fields(
+    webhooks: Webhooks, delivery: Delivery, parsed: dict[str, Any]
+) -> dict[str, Any]:
+    """The body's fields plus the declared query parameters (the body wins a clash)."""
+    query = delivery.query
+    extra = {k: query[k] for k in webhooks.query_fields if k in query and k not in parsed}
+    return {**parsed, **extra} if extra else parsed
+
+
+# Query parameters that authenticate a delivery (M-Pesa's and Pesapal's secret URL
+# token): checked by the verifier, never written to Kafka with the rest.
+SECRET_QUERY_PARAMS = frozenset({"token"})
+
+
 def query_body(delivery: Delivery) -> bytes:
-    return delivery.url.partition("?")[2].encode()
+    pairs = parse_qsl(delivery.url.partition("?")[2], keep_blank_values=True)
+    return urlencode([(k, v) for k, v in pairs if k not in SECRET_QUERY_PARAMS]).encode()
 
 
 def acknowledgement(webhooks: Webhooks, raw: RawWebhook) -> Mapping[str, Any] | None:

@@ -28,20 +28,22 @@ from hub.local_kafka import KafkaSetupError
 from hub.local_postgres import LocalPostgres, PostgresSetupError
 from hub.stack import HubStack, PortTakenError, with_simulators
 from hub.supervisor import Crashed, Event, GaveUp, Restarted, ServiceFailedError
-from hub.tenants_seed import DEMO_TENANTS, demo_tenants, publish_catalog
+from hub.tenants_seed import DEMO_TENANTS, DUAL_GATEWAY_TENANT, demo_tenants, publish_catalog
+from providers import registry as provider_registry
 from providers import topics as topic_catalog
 from simulators.client import SimulatorClient
 
-STORY_PROVIDERS = ("razorpay", "twilio", "sendgrid")
+STORY_PROVIDERS = ("twilio", "sendgrid")
 
 
-def _story_tenant(s: Settings) -> str:
+def _story_tenant(s: Settings, gateway: str = "razorpay") -> str:
     service = open_service(s)
+    wanted = (gateway, *STORY_PROVIDERS)
     for info in service.list_tenants():
         tenant = service.load_tenant(info.id)
-        if tenant.enabled and all(tenant.has(p) for p in STORY_PROVIDERS):
+        if tenant.enabled and all(tenant.has(p) for p in wanted):
             return tenant.id
-    fail("no tenant has Razorpay, Twilio and SendGrid accounts configured for the story")
+    fail(f"no tenant has {', '.join(wanted)} accounts configured for the story")
 
 
 def prepare_catalog(s: Settings) -> None:
@@ -70,13 +72,42 @@ def _print_step(step: Step) -> None:
     )
 
 
-def play_story(s: Settings, outcome: str) -> None:
-    console.print(f"\n[bold]The fee payment story[/] (seed 000, use case 1), outcome: {outcome}")
-    story = FeePaymentStory(s, _story_tenant(s), SimulatorClient(s.simulator_url), _print_step)
+def play_story(s: Settings, outcome: str, gateway: str = "razorpay") -> None:
+    console.print(
+        f"\n[bold]The fee payment story[/] (seed 000, use case 1) through {gateway}, "
+        f"outcome: {outcome}"
+    )
+    sim = SimulatorClient(s.simulator_url)
+    story = FeePaymentStory(s, _story_tenant(s, gateway), sim, _print_step, gateway=gateway)
     try:
         story.play(outcome)
     except (StoryFailedError, TimeoutError) as exc:
         fail(f"the story stopped: {exc}. Component logs: {s.home / 'logs'}")
+
+
+def play_failover_story(s: Settings) -> None:
+    """Seed 004: Cashfree is down (the simulator answers 503), the order goes to Razorpay."""
+    known = {t.id for t in open_service(s).list_tenants()}
+    if DUAL_GATEWAY_TENANT not in known:
+        console.print(
+            f"[yellow]![/] no tenant {DUAL_GATEWAY_TENANT!r} for the dual-gateway story (the "
+            "catalog predates it): `hub tenants import` one with routing payment = "
+            '["cashfree-primary", "razorpay-primary"]'
+        )
+        return
+    console.print(
+        f"\n[bold]The dual-gateway story[/] (seed 004): {DUAL_GATEWAY_TENANT} collects through "
+        "Cashfree, which answers 503 for now; Razorpay takes over"
+    )
+    sim = SimulatorClient(s.simulator_url)
+    sim.add_fault("cashfree", status=503, times=s.retry_attempts, tenant=DUAL_GATEWAY_TENANT)
+    story = FeePaymentStory(s, DUAL_GATEWAY_TENANT, sim, _print_step, timeout=60.0)
+    try:
+        story.play("captured")
+    except (StoryFailedError, TimeoutError) as exc:
+        fail(f"the story stopped: {exc}. Component logs: {s.home / 'logs'}")
+    finally:
+        sim.clear_faults()
 
 
 def play_phone_story(s: Settings) -> None:
@@ -141,6 +172,7 @@ def run(
         )
         if story:
             play_story(s, "captured")
+            play_failover_story(s)
             play_phone_story(s)
         _serve(s, stack)
     except (
@@ -164,7 +196,7 @@ def run(
 
 def _serve(s: Settings, stack: HubStack) -> None:
     table = Table("what", "where", show_header=False, box=None)
-    table.add_row("webhooks", f"POST {s.ingress_url}/webhooks/razorpay/<tenant>")
+    table.add_row("webhooks", f"POST {s.ingress_url}/webhooks/<provider>/<tenant>")
     table.add_row("admin API", f"{s.admin_url}/v1 (OpenAPI at {s.admin_url}/openapi.json)")
     table.add_row("catalog", s.catalog_dsn)
     table.add_row("simulators", f"{s.simulator_url}/_sim/requests")
@@ -213,6 +245,12 @@ def _report_given_up(event: GaveUp) -> None:
 
 def demo(
     outcome: str = typer.Option("captured", help="Fee story: captured or failed."),
+    gateway: str = typer.Option(
+        "razorpay", help="The payment gateway the fee story goes through (hub providers list)."
+    ),
+    failover: bool = typer.Option(
+        False, "--failover", help="Play seed 004's dual gateway: Cashfree down, Razorpay takes it."
+    ),
     phone: bool = typer.Option(False, "--phone", help="Play the student phone sync story instead."),
 ) -> None:
     """Play a seed story against a hub that is already running (`hub run`)."""
@@ -220,6 +258,12 @@ def demo(
     if phone:
         play_phone_story(s)
         return
+    if failover:
+        play_failover_story(s)
+        return
     if outcome not in ("captured", "failed"):
         fail("--outcome must be captured or failed")
-    play_story(s, outcome)
+    gateways = [n for n, p in provider_registry().items() if p.category == "payment"]
+    if gateway not in gateways:
+        fail(f"--gateway must be one of {', '.join(gateways)}")
+    play_story(s, outcome, gateway)

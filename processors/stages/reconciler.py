@@ -17,6 +17,7 @@ restored ledger never holds a PAID invoice whose notifications were lost.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import structlog
@@ -42,6 +43,7 @@ from core.topics import (
 )
 from processors import fees
 from processors.emit import Emit, to_records
+from processors.gateways import GatewayHealth
 from processors.matching import (
     OrderLink,
     ParkedRecord,
@@ -55,8 +57,10 @@ from providers.payments import snapshot_event
 from schemas.codec import Codec
 from schemas.events import (
     ConnectorResult,
+    CreatePaymentOrder,
     PaymentEvent,
     PaymentOrderResult,
+    ResultStatus,
     UnexpectedEventError,
     decode_as,
     decode_event,
@@ -82,8 +86,16 @@ def _key(msg: Message) -> str:
 class Reconciler:
     def __init__(self, settings: Settings, tenants: TenantDirectory, codec: Codec) -> None:
         self.codec = codec
+        self.health = GatewayHealth(time.time)
         self.ctx = fees.FeeContext(
-            tenants, settings.payment_url_template, settings.receipt_url_template
+            tenants,
+            settings.payment_url_template,
+            settings.receipt_url_template,
+            webhook_url_template=settings.webhook_url_template,
+            return_url_template=settings.payment_return_url_template,
+            health=self.health,
+            poll_after_seconds=settings.payment_status_poll_seconds,
+            max_polls=settings.payment_status_max_polls,
         )
         self.grace_seconds = settings.unmatched_payment_grace_hours * 3600
         self.worker = worker_id()
@@ -92,7 +104,11 @@ class Reconciler:
         topic = msg.topic()
         if topic in RESULT_TOPICS:
             result = decode_as(self.codec, msg.value(), ConnectorResult)
+            self._observe(result)
             settled = snapshot_event(result)
+            captures = fees.capture_if_approved(result)
+            if captures:
+                return to_records(self.codec, captures)
             if settled is not None:
                 # A status query or capture answered what a webhook would have said.
                 return to_records(self.codec, [Emit(PAYMENT_EVENTS, settled)])
@@ -100,6 +116,17 @@ class Reconciler:
         if topic in ORDER_TOPICS:
             return to_records(self.codec, self._on_order_event(ctx, msg))
         return to_records(self.codec, self._on_invoice_event(ctx, msg))
+
+    def _observe(self, result: ConnectorResult) -> None:
+        """Order creations feed each gateway account's health (it steers new requests)."""
+        if result.operation != CreatePaymentOrder.OPERATION or result.duplicate:
+            return
+        latency = result.details.get("latency_ms", "0")
+        label = result.context.get("account") or result.provider
+        ok = result.status is ResultStatus.DELIVERED or not result.retryable
+        self.health.observe(
+            label, ok, float(latency) if latency.replace(".", "", 1).isdigit() else 0.0
+        )
 
     def _on_invoice_event(self, ctx: StepContext, msg: Message) -> list[Emit]:
         key = _key(msg)
@@ -133,6 +160,23 @@ class Reconciler:
         payment = decode_as(self.codec, value, PaymentEvent)
         return Emit(PAYMENT_MATCHES, matched(OrderLink.model_validate(link), payment))
 
+    def sweep(self, ctx: StepContext) -> list[Record]:
+        return self.poll_missed_payments(ctx) + self.dead_letter_unmatched(ctx)
+
+    def poll_missed_payments(self, ctx: StepContext) -> list[Record]:
+        """Ask gateways about orders whose webhook has not come (processors.fees.due_polls)."""
+        invoices, emits = ctx.table(INVOICE_STATES), []
+        for key, stored in invoices.items():
+            if not stored:
+                continue
+            state = fees.InvoiceState.model_validate(stored)
+            transition = fees.due_polls(state, ctx.now, self.ctx)
+            if transition.emits:
+                invoices.set(key, transition.state.model_dump(mode="json"))
+                emits += transition.emits
+                log.info("payment.status_polled", invoice_key=key, polls=len(transition.emits))
+        return to_records(self.codec, emits)
+
     def dead_letter_unmatched(self, ctx: StepContext) -> list[Record]:
         parked = ctx.table(PARKED_PAYMENTS)
         records = []
@@ -161,6 +205,7 @@ def stage(settings: Settings, tenants: TenantDirectory, codec: Codec) -> Stage:
         (*RESULT_TOPICS, *ORDER_TOPICS, *INVOICE_TOPICS),
         reconciler.step,
         tables=(INVOICE_STATES, ORDER_LINK_STATES, PARKED_PAYMENTS),
-        tick=reconciler.dead_letter_unmatched,
-        tick_seconds=SWEEP_SECONDS,
+        tick=reconciler.sweep,
+        # Often enough that a short poll interval (tests, demos) is honoured.
+        tick_seconds=min(SWEEP_SECONDS, max(1.0, settings.payment_status_poll_seconds / 4)),
     )

@@ -38,7 +38,8 @@ class PaymentRequested(InvoiceDetails):
     EVENT_TYPE = "fees.payment.requested"
 
     request_id: str = Field(default_factory=new_id)
-    gateway: str = "razorpay"
+    # The gateway to use; "" lets the school's payment routing choose, with failover.
+    gateway: str = ""
 
     @classmethod
     def for_invoice(cls, invoice: Invoice, *, source: str, **extra: Any) -> PaymentRequested:
@@ -56,6 +57,8 @@ class PaymentRequested(InvoiceDetails):
 class OrderStatus(StrEnum):
     CREATED = "CREATED"
     FAILED = "FAILED"
+    # This gateway could not create the order; the hub is asking the next one.
+    FAILING_OVER = "FAILING_OVER"
 
 
 class PaymentOrderResult(Event):
@@ -70,6 +73,7 @@ class PaymentOrderResult(Event):
     payment_url: str | None = None
     error_code: str | None = None
     error_message: str | None = None
+    account: str | None = None  # the school's gateway account (its label)
 
     def key(self) -> str:
         return entity_key(self.header.tenant, self.invoice_id)
@@ -78,6 +82,7 @@ class PaymentOrderResult(Event):
 class InvoiceStatus(StrEnum):
     UNPAID = "UNPAID"
     PAID = "PAID"
+    PARTIALLY_PAID = "PARTIALLY_PAID"
 
 
 class InvoiceStatusChanged(Event):
@@ -92,6 +97,7 @@ class InvoiceStatusChanged(Event):
     order_id: str | None = None
     payment_id: str | None = None
     receipt_no: str | None = None
+    gateway: str | None = None  # the gateway that took the payment
 
     def key(self) -> str:
         return entity_key(self.header.tenant, self.invoice_id)
@@ -100,6 +106,9 @@ class InvoiceStatusChanged(Event):
 class PaymentStatus(StrEnum):
     SUCCESS = "SUCCESS"
     FAILED = "FAILED"
+    # A second successful payment on a paid invoice: flagged for a refund.
+    DUPLICATE = "DUPLICATE"
+    REFUNDED = "REFUNDED"
 
 
 class PaymentRecorded(Event):

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from admin_support import TestClient, audit_record
 from confluent_kafka.admin import AdminClient
 
 import providers
@@ -27,7 +28,6 @@ from core.topic_admin import apply_catalog
 from core.topics import AUDIT, CATALOG_TENANTS, catalog_for
 from hub.local_kafka import LocalBroker
 from schemas.events import AuditOutcome
-from tests.unit.admin_support import TestClient, audit_record
 
 pytestmark = pytest.mark.kafka
 

@@ -82,7 +82,7 @@ def test_rejected_webhooks_get_precise_statuses_and_produce_nothing(
         not_json = b"{not json"
         attempt(400, signature=razorpay_signature(not_json, secret), body=not_json)
         attempt(404, signature=razorpay_signature(good, secret), body=good, tenant="nobody")
-        attempt(404, signature=razorpay_signature(good, secret), body=good, provider="paytm")
+        attempt(404, signature=razorpay_signature(good, secret), body=good, provider="nosuch")
 
         # A good webhook after them all: once it is on the topic, the bad ones would be too.
         marker = new_id()

@@ -135,7 +135,7 @@ def test_faults(sim: SimulatorClient, sim_url: str, t1: Tenant) -> None:
     assert sim.faults() == []
     assert send_sms(sim_url, t1, "+919800000009") == 201
     with pytest.raises(httpx.HTTPStatusError):
-        sim.add_fault("stripe")
+        sim.add_fault("nosuch")
 
 
 def test_timeout_fault_makes_the_callers_read_timeout_fire(

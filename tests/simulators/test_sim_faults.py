@@ -145,7 +145,7 @@ async def test_list_and_clear_faults(client: httpx.AsyncClient) -> None:
 @pytest.mark.parametrize(
     "fault",
     [
-        {"provider": "stripe"},
+        {"provider": "nosuch"},
         {"provider": "twilio", "mode": "explode"},
         {"provider": "twilio", "status": 42},
         {"provider": "twilio", "times": 0},

@@ -55,6 +55,28 @@ REFUSALS: dict[str, tuple[str, str]] = {
     "mobileapp": ("api_key", "401 from mobileapp: invalid API key (unauthorized)"),
     "smsgateway": ("api_key", "401 from smsgateway: Authentication failure"),
     "cashfree": ("client_secret", "401 from cashfree: authentication Failed (request_failed)"),
+    "flutterwave": ("secret_key", "401 from flutterwave: Invalid authorization key"),
+    "pesapal": (
+        "consumer_secret",
+        "credentials refused: token endpoint answered 200 (status 500): "
+        "Invalid consumer_key or consumer_secret provided",
+    ),
+    "paypal": (
+        "client_secret",
+        "credentials refused: token endpoint answered 401: invalid_client:"
+        " Client Authentication failed",
+    ),
+    "paytm": ("merchant_key", "200 from paytm: Checksum provided is invalid (227)"),
+    "stripe": (
+        "secret_key",
+        "401 from stripe: Invalid API Key provided: wrong-cr************0000"
+        " (invalid_request_error)",
+    ),
+    "mpesa": (
+        "consumer_secret",
+        "credentials refused: token endpoint answered 400: Invalid Authentication passed"
+        " (400.008.01)",
+    ),
 }
 # Which simulator route the probe reaches, as recorded (the Google ones after a token).
 PROBE_PATHS = {
@@ -66,9 +88,18 @@ PROBE_PATHS = {
     "mobileapp": "/mobileapp/api/v1/health",
     "smsgateway": "/smsgateway/v1/account",
     "cashfree": "/cashfree/orders/hub_probe_order",
+    "flutterwave": "/flutterwave/v3/balances",
+    "pesapal": "/pesapal/api/URLSetup/GetIpnList",
+    "paypal": "/paypal/v2/checkout/orders/HUBPROBE0000000000",
+    "paytm": "/paytm/v3/order/status",
+    "stripe": "/stripe/v1/balance",
+    "mpesa": "/mpesa/mpesa/stkpushquery/v1/query",
 }
 # Cashfree's probe fetches an order that does not exist: its 404 proves the credentials.
-PROBE_OK_STATUS = {"cashfree": 404}
+# M-Pesa's probe queries a CheckoutRequestID that does not exist: Daraja's 400 for it does.
+PROBE_OK_STATUS = {"cashfree": 404, "mpesa": 400, "paypal": 404}
+# Paytm refuses a checksum its merchant key did not make with HTTP 200, resultStatus "F".
+REFUSED_STATUS = {"paytm": 200}
 
 
 @pytest.fixture
@@ -92,6 +123,8 @@ def with_wrong_credential(account: ProviderAccount) -> ProviderAccount:
     field, _ = REFUSALS[account.provider]
     # A well-formed PEM of another key: the token endpoint, not the client, refuses it.
     wrong = new_rsa_key_pem() if field == "private_key" else "wrong-credential-0000"
+    if field == "merchant_key":
+        wrong = "wrong-credential"  # Paytm's keys are 16 characters: a well-formed wrong one
     config = account.config.model_copy(update={field: SecretStr(wrong)})
     return account.model_copy(update={"config": config})
 
@@ -125,8 +158,11 @@ async def test_probe_with_a_wrong_credential_is_auth_failed(
     wrong = with_wrong_credential(accounts_of(t1, provider)[0])
     result = await providers.probe(wrong, SETTINGS, http=http)
     _, detail = REFUSALS[provider]
-    google = provider in ("gworkspace", "fcm")
-    assert result == ProbeResult("auth_failed", detail, None if google else 401)
+    # Refused at a token endpoint (Google's, Daraja's OAuth): no API status to report.
+    google = provider in ("gworkspace", "fcm", "mpesa", "paypal", "pesapal")
+    assert result == ProbeResult(
+        "auth_failed", detail, REFUSED_STATUS.get(provider, None if google else 401)
+    )
 
 
 @pytest.mark.parametrize("provider", providers.names())

@@ -6,17 +6,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from structlog.testing import capture_logs
-
-from admin_api.auth import allows, presented_key
-from admin_api.routes import ENDPOINTS
-from tests.unit.admin_support import (
+from admin_support import (
     SECRETS,
     TWILIO_FIELDS,
     TWILIO_TOKEN,
     Api,
     open_api,
 )
+from structlog.testing import capture_logs
+
+from admin_api.auth import allows, presented_key
+from admin_api.routes import ENDPOINTS
 
 # The role matrix, written out: every route, the lowest role it admits (None: open).
 MATRIX = [

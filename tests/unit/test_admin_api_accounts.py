@@ -6,10 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pydantic import BaseModel, ValidationError, field_validator
-
-from admin_api.errors import one_field, validation_failed
-from tests.unit.admin_support import (
+from admin_support import (
     SENDGRID_KEY,
     TWILIO_FIELDS,
     TWILIO_TOKEN,
@@ -17,6 +14,9 @@ from tests.unit.admin_support import (
     Api,
     open_api,
 )
+from pydantic import BaseModel, ValidationError, field_validator
+
+from admin_api.errors import one_field, validation_failed
 
 ACCOUNTS = "/v1/tenants/greenwood/accounts"
 PRIMARY = f"{ACCOUNTS}/primary"

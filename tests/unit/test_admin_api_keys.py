@@ -6,9 +6,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from admin_support import Api, at, audit_record, open_api
 
 from schemas.events import AuditOutcome
-from tests.unit.admin_support import Api, at, audit_record, open_api
 
 
 @pytest.fixture

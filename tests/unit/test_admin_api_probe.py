@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from admin_support import TWILIO_FIELDS, TWILIO_TOKEN, TWILIO_TOKEN_2, Api, open_api
 
 import providers
 from core.ports import free_port
@@ -16,7 +17,6 @@ from core.settings import Settings
 from core.tenants import Tenant, TenantDirectory
 from schemas.events import ProviderCallAudit
 from simulators.server import build_server
-from tests.unit.admin_support import TWILIO_FIELDS, TWILIO_TOKEN, TWILIO_TOKEN_2, Api, open_api
 
 ACCOUNTS = "/v1/tenants/greenwood/accounts"
 

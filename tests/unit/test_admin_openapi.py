@@ -7,13 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from admin_support import make_settings
+from test_admin_api import MATRIX
 from typer.testing import CliRunner
 
 from admin_api.routes import document, render
 from catalog.service import CatalogService
 from hub.cli import app
-from tests.unit.admin_support import make_settings
-from tests.unit.test_admin_api import MATRIX
 
 COMMITTED = Path(__file__).parents[2] / "deploy" / "openapi.json"
 runner = CliRunner()

@@ -50,5 +50,5 @@ def test_kafka_commands_refuse_to_manage_an_external_cluster():
 
 
 def test_unknown_connector_is_refused_with_the_known_ones():
-    result = runner.invoke(app, ["connectors", "run", "--provider", "paytm"])
+    result = runner.invoke(app, ["connectors", "run", "--provider", "nosuch"])
     assert result.exit_code == 1 and "razorpay" in result.output

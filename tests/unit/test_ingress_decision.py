@@ -12,7 +12,14 @@ from providers.cashfree import CashfreeVerifier
 from providers.razorpay import RazorpayAccount, RazorpayVerifier
 from providers.spec import Delivery
 from schemas.events import RawWebhook
-from webhook_ingress.decision import Rejection, WebhookKey, accept, check_headers, check_route
+from webhook_ingress.decision import (
+    Rejection,
+    WebhookKey,
+    accept,
+    check_headers,
+    check_route,
+    query_body,
+)
 from webhook_ingress.signatures import verifier_for
 
 TENANTS = parse_tenants(tomllib.loads(demo_tenant_config("greenwood")))
@@ -208,3 +215,27 @@ def test_a_cashfree_webhook_keeps_its_type_as_the_event_type() -> None:
     raw = accept("cashfree", "greenwood", [key], delivery(headers, body))
     assert isinstance(raw, RawWebhook)
     assert (raw.provider_event_type, raw.account) == ("PAYMENT_SUCCESS_WEBHOOK", "cashfree-primary")
+
+
+def test_a_method_the_provider_does_not_call_with_is_405() -> None:
+    assert check_route("razorpay", "greenwood", TENANTS, "GET") == Rejection(
+        405, "razorpay webhooks are POST"
+    )
+
+
+def test_a_form_provider_needs_a_form_and_a_json_provider_json() -> None:
+    form = {"content-type": "application/x-www-form-urlencoded; charset=utf-8"}
+    assert check_headers(form, 1024, "form") is None
+    assert check_headers(form, 1024, "json") == Rejection(
+        415, "content type must be application/json"
+    )
+    json_type = {"content-type": "application/json"}
+    assert check_headers(json_type, 1024, "form") == Rejection(
+        415, "content type must be application/x-www-form-urlencoded"
+    )
+
+
+def test_a_get_delivery_keeps_its_query_as_the_body_without_the_secret_token() -> None:
+    url = "http://ingress.test/webhooks/pesapal/t?OrderTrackingId=trk-1&token=s3cret&x=1"
+    delivery = Delivery("GET", url, {}, {}, b"", "127.0.0.1")
+    assert query_body(delivery) == b"OrderTrackingId=trk-1&x=1"

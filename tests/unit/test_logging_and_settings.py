@@ -107,7 +107,13 @@ def test_invalid_tenant_config_is_a_clear_error():
 def test_demo_tenants_have_every_provider_and_fresh_secrets():
     # `hub run` seeds these into an empty catalog (and only then: the catalog keeps them).
     first, again = demo_tenants(), demo_tenants()
-    assert [t.id for t in first] == ["greenwood", "riverside"]
+    assert [t.id for t in first] == ["greenwood", "riverside", "sunrise"]
+    # Seed 004's school collects through Cashfree first, with Razorpay behind it.
+    assert [t.routing["payment"] for t in first] == [
+        ("razorpay-primary",),
+        ("razorpay-primary",),
+        ("cashfree-primary", "razorpay-primary"),
+    ]
     for tenant in first:
         assert [p for p in provider_names() if not tenant.has(p)] == []
         assert [a.label for a in tenant.accounts_for("twilio")] == [
@@ -115,6 +121,6 @@ def test_demo_tenants_have_every_provider_and_fresh_secrets():
             "twilio-backup",
         ]
         assert tenant.routing["sms"] == ("twilio-primary", "twilio-backup")
-    greenwood, riverside = first
+    greenwood, riverside, _sunrise = first
     assert not set(greenwood.secret_values()) & set(riverside.secret_values())
     assert not set(greenwood.secret_values()) & set(again[0].secret_values())

@@ -229,9 +229,9 @@ def test_a_body_that_is_not_a_json_object_is_a_normalization_error(body: bytes) 
 
 
 def test_an_unknown_provider_is_a_normalization_error() -> None:
-    raw = raw_webhook(webhook_body(), provider="stripe")
+    raw = raw_webhook(webhook_body(), provider="nosuch")
 
-    with pytest.raises(NormalizationError, match="stripe"):
+    with pytest.raises(NormalizationError, match="nosuch"):
         normalize(raw)
 
 
@@ -244,7 +244,8 @@ def test_a_provider_that_sends_no_webhooks_is_a_normalization_error() -> None:
 
 def test_normalization_error_is_a_value_error() -> None:
     assert issubclass(NormalizationError, ValueError)
-    assert providers.with_webhooks() == ("cashfree", "razorpay")
+    assert {"cashfree", "razorpay"} <= set(providers.with_webhooks())
+    assert "twilio" not in providers.with_webhooks()
     webhooks = providers.get("razorpay").webhooks
     assert webhooks is not None and webhooks.normalize is normalize_razorpay
 

@@ -21,8 +21,15 @@ from providers.cashfree import (
     normalize_cashfree,
     order_id_for,
 )
+from providers.payments import PaymentSnapshot
 from providers.spec import NormalizationError
-from schemas.events import EventHeader, PaymentEventKind, RawWebhook
+from schemas.events import (
+    EventHeader,
+    FetchPaymentStatus,
+    PaymentEventKind,
+    RawWebhook,
+    RefundPayment,
+)
 
 ADAPTER, VERIFIER = Cashfree(), CashfreeVerifier()
 T1 = tenant(make_tenants())
@@ -96,8 +103,10 @@ def test_the_probe_fetches_an_order_and_a_404_counts_as_accepted_credentials() -
     assert ADAPTER.probe_ok_statuses == frozenset({200, 404})
 
 
-def response(status: int, body: dict[str, Any], **headers: str) -> httpx.Response:
-    return httpx.Response(status, json=body, headers=headers)
+def response(status: int, body: Any, url: str = BASE + "/orders", **headers: str) -> httpx.Response:
+    """Cashfree's answer to a create (or, by `url`, another call) at the production host."""
+    request = httpx.Request("GET" if url.endswith("/payments") else "POST", url)
+    return httpx.Response(status, json=body, headers=headers, request=request)
 
 
 def cf_error(message: str, code: str, kind: str) -> dict[str, str]:
@@ -302,3 +311,142 @@ def test_a_user_dropped_webhook_is_not_a_payment_event() -> None:
 def test_a_malformed_payload_is_a_normalization_error(body: dict[str, Any]) -> None:
     with pytest.raises(NormalizationError):
         normalize_cashfree(raw_webhook(body), body)
+
+
+# --- status, refund, the payer's page --------------------------------------------
+
+
+def gateway_call(payload: Any, key: str = "refund-key-1", base: str = BASE) -> httpx.Request:
+    return ADAPTER.build_request(command("cashfree", payload, key=key), payload, T1, base)
+
+
+def cf_payment(pid: Any, status: str, when: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "cf_payment_id": pid,
+        "order_id": "rcpt-1",
+        "entity": "payment",
+        "payment_amount": 1500.5,
+        "payment_currency": "INR",
+        "payment_status": status,
+        "payment_group": "upi",
+        "payment_time": when,
+        "payment_message": "msg",
+        **extra,
+    }
+
+
+def status_of(payments: Any, status: int = 200) -> Any:
+    request = gateway_call(FetchPaymentStatus(order_id="rcpt-1"))
+    return ADAPTER.classify(httpx.Response(status, json=payments, request=request))
+
+
+def test_the_status_query_lists_the_orders_payments_at_the_pinned_version() -> None:
+    request = gateway_call(FetchPaymentStatus(order_id="rcpt-1"))
+    assert (request.method, str(request.url)) == (
+        "GET",
+        "https://api.cashfree.com/pg/orders/rcpt-1/payments",
+    )
+    assert request.headers["x-api-version"] == "2023-08-01"
+    assert request.headers["x-client-id"] == primary(T1, CashfreeAccount).client_id
+
+
+def test_a_successful_attempt_is_captured_in_paise_under_its_cf_payment_id() -> None:
+    failed = cf_payment("111", "FAILED", "2024-01-01T10:05:00+05:30")
+    paid = cf_payment(222, "SUCCESS", "2024-01-01T10:00:00+05:30")
+    outcome = status_of([failed, paid])
+    assert outcome == Delivered(
+        "222",
+        200,
+        PaymentSnapshot("CAPTURED", "rcpt-1", "222", 150_050, "INR", "upi").to_details(),
+    )
+
+
+def test_the_latest_failed_attempt_is_a_failure_with_its_error() -> None:
+    error = {"error_code": "TRANSACTION_DECLINED", "error_description": "declined"}
+    older = cf_payment("111", "USER_DROPPED", "2024-01-01T10:00:00+05:30")
+    newer = cf_payment("112", "FAILED", "2024-01-01T10:09:00+05:30", error_details=error)
+    outcome = status_of([newer, older])
+    assert isinstance(outcome, Delivered)
+    assert PaymentSnapshot.from_details(outcome.details) == PaymentSnapshot(
+        "FAILED", "rcpt-1", "112", 150_050, "INR", "upi", "TRANSACTION_DECLINED", "declined"
+    )
+
+
+@pytest.mark.parametrize(
+    "payments",
+    [
+        [],
+        [cf_payment("1", "USER_DROPPED", "2024-01-01T10:00:00+05:30")],
+        [cf_payment("1", "PENDING", "")],
+    ],
+)
+def test_no_attempt_or_a_dropped_or_pending_one_is_pending(payments: list[Any]) -> None:
+    outcome = status_of(payments)
+    assert isinstance(outcome, Delivered)
+    assert outcome.details["payment.status"] == "PENDING"
+
+
+def test_an_unknown_order_is_not_found_and_garbage_is_rejected() -> None:
+    missing = status_of(
+        cf_error("order not found", "order_not_found", "invalid_request_error"), 404
+    )
+    assert isinstance(missing, Delivered)
+    assert missing.details["payment.status"] == "NOT_FOUND"
+    assert isinstance(status_of({"not": "a list"}), Rejected)
+    bad_amount = cf_payment("1", "SUCCESS", "2024-01-01T10:00:00+05:30", payment_amount="1.234")
+    assert isinstance(status_of([bad_amount]), Rejected)
+
+
+def refund_payload(reason: str = "fee paid twice") -> RefundPayment:
+    return RefundPayment(
+        payment_id="222", order_id="rcpt-1", amount_minor=50_025, currency="INR", reason=reason
+    )
+
+
+def test_the_refund_names_a_refund_id_from_the_key_and_sends_the_key() -> None:
+    request = gateway_call(refund_payload(), key="refund-key-1")
+    assert str(request.url) == "https://api.cashfree.com/pg/orders/rcpt-1/refunds"
+    assert request.headers["x-idempotency-key"] == "refund-key-1"
+    body = json.loads(request.content, parse_float=Decimal)
+    assert body == {
+        "refund_amount": Decimal("500.25"),
+        "refund_id": "refund-key-1",
+        "refund_note": "fee paid twice",
+    }
+
+
+def test_a_key_cashfree_would_refuse_as_refund_id_is_hashed_stably() -> None:
+    key = "cmd:" + "x" * 60
+    first = json.loads(gateway_call(refund_payload(""), key=key).content)
+    again = json.loads(gateway_call(refund_payload(""), key=key).content)
+    assert first["refund_id"] == again["refund_id"]
+    assert first["refund_id"].startswith("hub_")
+    assert len(first["refund_id"]) == 40
+    assert "refund_note" not in first
+
+
+def test_a_refund_is_delivered_with_its_status_and_a_409_is_rejected() -> None:
+    request = gateway_call(refund_payload())
+    body = {"refund_id": "refund-key-1", "cf_refund_id": "9", "refund_status": "PENDING"}
+    outcome = ADAPTER.classify(httpx.Response(200, json=body, request=request))
+    assert isinstance(outcome, Delivered)
+    assert (outcome.provider_ref, outcome.details["refund_status"]) == ("refund-key-1", "PENDING")
+    taken = cf_error("refund with same refund_id exists", "refund_already_exists", "x")
+    assert ADAPTER.classify(httpx.Response(409, json=taken, request=request)) == Rejected(
+        "refund with same refund_id exists", 409, "refund_already_exists"
+    )
+
+
+def test_the_payment_url_is_the_simulators_checkout_never_one_at_cashfree() -> None:
+    body = {"order_id": "rcpt-1", "payment_session_id": "session_1", "order_status": "ACTIVE"}
+    at_sim = gateway_call(order(), base="http://127.0.0.1:8099/cashfree")
+    outcome = ADAPTER.classify(httpx.Response(200, json=body, request=at_sim))
+    assert isinstance(outcome, Delivered)
+    assert outcome.details["payment_url"] == "http://127.0.0.1:8099/cashfree/checkout/rcpt-1"
+    for base in (BASE, "https://sandbox.cashfree.com/pg"):
+        real = ADAPTER.classify(
+            httpx.Response(200, json=body, request=gateway_call(order(), base=base))
+        )
+        assert isinstance(real, Delivered)
+        assert "payment_url" not in real.details
+        assert real.details["payment_session_id"] == "session_1"

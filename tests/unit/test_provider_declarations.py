@@ -38,6 +38,12 @@ def test_the_registry_finds_todays_providers() -> None:
         "mobileapp",
         "smsgateway",
         "cashfree",
+        "paypal",
+        "flutterwave",
+        "pesapal",
+        "paytm",
+        "stripe",
+        "mpesa",
     }
 
 
@@ -57,7 +63,10 @@ def test_the_adapter_conforms_to_the_protocol(name: str) -> None:
     adapter = providers.get(name).adapter
     for method in ("build_request", "classify", "auth"):
         assert callable(getattr(adapter, method, None)), f"{name} adapter lacks {method}"
-    assert isinstance(adapter.payload_type, type)
+    declared = adapter.payload_type
+    # One payload type, or several (payment gateways: create, status, refund ...).
+    types = declared if isinstance(declared, tuple) else (declared,)
+    assert types and all(isinstance(t, type) for t in types)
     assert adapter.category == providers.get(name).category
 
 
@@ -113,10 +122,20 @@ def test_the_readme_has_a_row_for_the_provider(name: str) -> None:
 def test_a_webhook_signed_with_the_secret_verifies_and_a_tampered_one_does_not(name: str) -> None:
     webhooks = providers.get(name).webhooks
     assert webhooks is not None
+    assert webhooks.secret_field in providers.get(name).secret_fields
+    if not webhooks.verifier.signature_header:
+        # Signed inside its own body shape (Paytm's form CHECKSUMHASH under a 16-character
+        # key), not a header over any body: the provider's own tests sign real callbacks.
+        pytest.skip(f"{name} signs no header")
+    if getattr(webhooks.verifier, "certificate_signed", False):
+        # PayPal signs with its certificate's private key over the account's webhook id,
+        # no shared secret: tests/unit/test_provider_paypal.py signs with a generated one.
+        pytest.skip(f"{name} signs with a certificate, not a shared secret")
     body = b'{"event":"payment.captured"}'
     headers = webhooks.verifier.signed_headers(body, "s3cret")
     assert webhooks.verifier.verify(body, headers, "s3cret")
-    assert not webhooks.verifier.verify(body + b" ", headers, "s3cret")
+    if getattr(webhooks.verifier, "binds_body", True):  # Flutterwave's verif-hash does not
+        assert not webhooks.verifier.verify(body + b" ", headers, "s3cret")
     assert not webhooks.verifier.verify(body, headers, "another")
     assert webhooks.secret_field in providers.get(name).secret_fields
 

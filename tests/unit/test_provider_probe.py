@@ -15,6 +15,7 @@ from urllib.parse import parse_qs
 
 import httpx
 import pytest
+from paytmchecksum import verifySignature
 
 import providers
 from catalog.tenant_file import new_rsa_key_pem
@@ -37,6 +38,15 @@ BASE_URLS = {
     "mobileapp": "http://app.test",
     "smsgateway": "http://gateway.test",
     "cashfree": "http://cashfree.test/pg",
+    "paypal": "http://paypal.test",
+    "paypal.token": TOKEN_URL,
+    "paytm": "http://paytm.test",
+    "stripe": "http://stripe.test",
+    "mpesa": "http://mpesa.test",
+    "mpesa.token": TOKEN_URL,  # Daraja's token request adds ?grant_type=client_credentials
+    "pesapal": "http://pesapal.test/v3",
+    "pesapal.token": TOKEN_URL,
+    "flutterwave": "http://flutterwave.test",
 }
 SETTINGS = Settings(provider_base_urls=BASE_URLS, http_connect_timeout=2.0, http_read_timeout=7.0)
 SID = "AC0123456789abcdef0123456789abcdef"
@@ -46,6 +56,8 @@ SENDGRID_KEY = "SG.sendgrid-key-0001.secret-part"
 APP_KEY = "mobileapp-api-key-0001"
 GATEWAY_KEY = "gateway-authkey-0001"
 CF_SECRET = "cfsk_ma_test_probe0001"
+PAYTM_KEY = "paytm-probe-0001"  # Paytm's merchant keys are 16 characters (an AES-128 key)
+STRIPE_KEY = "sk_test_stripe-probe-0001"
 
 Handler = Callable[[httpx.Request], httpx.Response]
 
@@ -63,6 +75,33 @@ def account(provider: str, **overrides: Any) -> ProviderAccount:
         "mobileapp": {"api_key": APP_KEY},
         "smsgateway": {"api_key": GATEWAY_KEY},
         "cashfree": {"client_id": "CF1001", "client_secret": CF_SECRET},
+        "flutterwave": {
+            "secret_key": "FLWSECK_TEST-probe-X",
+            "secret_hash": "h",
+            "default_customer_email": "f@s.example",
+            "redirect_url": "https://s.example",
+        },
+        "pesapal": {
+            "consumer_key": "pk",
+            "consumer_secret": "ps",
+            "ipn_id": "ipn-1",
+            "ipn_token": "it",
+            "callback_url": "https://s.example",
+        },
+        "paypal": {
+            "client_id": "AYprobe",
+            "client_secret": "paypal-secret-0001",
+            "webhook_id": "WH1",
+        },
+        "paytm": {"mid": "PAYTMPROBE0000000001", "merchant_key": PAYTM_KEY},
+        "stripe": {"secret_key": STRIPE_KEY, "webhook_secret": "whsec_probe"},
+        "mpesa": {
+            "consumer_key": "mpesa-key-0001",
+            "consumer_secret": "mpesa-secret-0001",
+            "shortcode": "174379",
+            "passkey": "mpesa-passkey-0001",
+            "callback_token": "mpesa-callback-token-0001",
+        },
         # A fresh key per account: the adapters keep one token flow per service account.
         "gworkspace": {
             "client_email": "sync@school-erp.iam.gserviceaccount.com",
@@ -84,14 +123,18 @@ class FakeProvider:
     def __init__(self, api: Handler, token: Handler | None = None) -> None:
         self.api = api
         self.token = token or (
-            lambda r: httpx.Response(200, json={"access_token": "ya29.probe", "expires_in": 3599})
+            # Pesapal names its token "token", every OAuth endpoint "access_token".
+            lambda r: httpx.Response(
+                200, json={"access_token": "ya29.probe", "token": "ya29.probe", "expires_in": 3599}
+            )
         )
         self.requests: list[httpx.Request] = []
 
     def handle(self, request: httpx.Request) -> httpx.Response:
         request.read()
         self.requests.append(request)
-        return self.token(request) if str(request.url) == TOKEN_URL else self.api(request)
+        is_token = str(request.url.copy_with(query=None)) == TOKEN_URL
+        return self.token(request) if is_token else self.api(request)
 
     def client(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(transport=httpx.MockTransport(self.handle))
@@ -131,6 +174,17 @@ PROBE_REQUESTS = [
     ("smsgateway", "GET", "http://gateway.test/v1/account", "authkey", GATEWAY_KEY),
     ("cashfree", "GET", "http://cashfree.test/pg/orders/hub_probe_order", "x-client-secret",
      CF_SECRET),
+    ("paypal", "GET", "http://paypal.test/v2/checkout/orders/HUBPROBE0000000000",
+     "authorization", "Bearer ya29.probe"),
+    # Paytm sends no credential header: the body's checksum is the credential (test below).
+    ("paytm", "POST", "http://paytm.test/v3/order/status", "content-type", "application/json"),
+    ("stripe", "GET", "http://stripe.test/v1/balance", "authorization", f"Bearer {STRIPE_KEY}"),
+    ("mpesa", "POST", "http://mpesa.test/mpesa/stkpushquery/v1/query", "authorization",
+     "Bearer ya29.probe"),
+    ("flutterwave", "GET", "http://flutterwave.test/v3/balances", "authorization",
+     "Bearer FLWSECK_TEST-probe-X"),
+    ("pesapal", "GET", "http://pesapal.test/v3/api/URLSetup/GetIpnList", "authorization",
+     "Bearer ya29.probe"),
 ]  # fmt: skip
 
 
@@ -158,6 +212,24 @@ async def test_a_cashfree_404_for_the_probe_order_means_the_credentials_work() -
     auth_error = {"message": "authentication Failed", "code": "request_failed", "type": "y"}
     result, _ = await probe_with(account("cashfree"), answer(401, auth_error))
     assert result.status == "auth_failed"
+
+
+async def test_a_paytm_probe_is_signed_and_its_200_refusal_is_auth_failed() -> None:
+    refusal = {
+        "resultStatus": "F",
+        "resultCode": "227",
+        "resultMsg": "Checksum provided is invalid",
+    }
+    result, fake = await probe_with(
+        account("paytm"), answer(200, {"body": {"resultInfo": refusal}})
+    )
+    assert result == ProbeResult(
+        "auth_failed", "200 from paytm: Checksum provided is invalid (227)", 200
+    )
+    sent = json.loads(fake.requests[-1].content)
+    assert sent["body"] == {"mid": "PAYTMPROBE0000000001", "orderId": "hub_probe_order"}
+    text = json.dumps(sent["body"], separators=(",", ":"))
+    assert verifySignature(text, PAYTM_KEY, sent["head"]["signature"])
 
 
 async def test_fcm_probe_is_a_validate_only_topic_message() -> None:

@@ -240,3 +240,20 @@ def test_dead_letter_topic_follows_the_provider(provider: str) -> None:
     dead = decode_as(CODEC, records[1].value, DeadLetter)
     assert dead.stage == f"connector-{provider}"
     assert dead.provider == provider
+
+
+def test_a_retryable_failure_with_a_gateway_to_fail_over_to_is_only_the_result() -> None:
+    # processors.fees marks an order creation another gateway can take over:
+    # the parent must not wait through retry tiers for a gateway that is down.
+    cmd = command().model_copy(update={"context": {"failover": "next"}})
+    failed = unavailable(cmd)
+    (rec,) = records_for(cmd, failed, source(), CTX, NOW_MS)
+    assert rec.topic == RESULTS
+    check_result_record(rec, failed)
+
+
+def test_a_permanent_failure_with_a_failover_mark_is_still_a_dead_letter() -> None:
+    cmd = command().model_copy(update={"context": {"failover": "next"}})
+    rejected = result(cmd, ResultStatus.FAILED, http_status=400, error_message="bad")
+    topics = [r.topic for r in records_for(cmd, rejected, source(), CTX, NOW_MS)]
+    assert topics == [RESULTS, DLQ]
