@@ -32,11 +32,15 @@ from hub.local_kafka import BrokerConfig, LocalBroker
 from hub.local_postgres import LocalPostgres, PostgresConfig
 from hub.stack import HubStack, with_simulators
 from hub.supervisor import Event, RestartPolicy
-from hub.tenants_seed import seed_catalog
+from hub.tenants_seed import payment_routing, seed_catalog
 from providers import topics as topic_catalog
 from simulators.client import SimulatorClient
 
-TENANTS = (("greenwood", "Greenwood High School"), ("riverside", "Riverside Public School"))
+TENANTS = (
+    ("greenwood", "Greenwood High School"),
+    ("riverside", "Riverside Public School"),
+    ("sunrise", "Sunrise Academy"),  # seed 004: Cashfree first, Razorpay behind it
+)
 
 # A fault injector kills on purpose, over and over: restart at once, never give up.
 CHAOS_RESTARTS = RestartPolicy(
@@ -133,7 +137,9 @@ def environment(
         # the hub itself gets tenants from the catalog only.
         (workdir / "home").mkdir()
         tenants_file = workdir / "home" / "tenants.toml"
-        tenants_file.write_text("\n".join(demo_tenant_config(t, n) for t, n in TENANTS))
+        tenants_file.write_text(
+            "\n".join(demo_tenant_config(t, n, payment_routing(t)) for t, n in TENANTS)
+        )
         extra = dict(overrides or {})
         if nodes > 1:
             extra["topic_replication_factor"] = 3

@@ -1,9 +1,10 @@
 """Fee payments as schools and parents make them: invoices, orders, signed webhooks.
 
 The fee module publishes an invoice and asks for payment; the hub creates the
-Razorpay order; the parent pays and the simulator fires Razorpay's signed
-webhook at the ingress. A webhook the ingress did not acknowledge with 2xx is
-sent again, the same bytes, until it is (Razorpay retries for 24 hours).
+order at the school's gateway; the parent pays and the simulator fires the
+gateway's signed callback at the ingress. A callback the ingress did not
+acknowledge with 2xx is sent again, the same bytes, until it is (Razorpay
+retries for 24 hours).
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ class Payment:
     phone: str
     email: str
     order_id: str | None = None
-    event_id: str | None = None  # the webhook's, once the parent paid
+    gateway: str = ""  # the gateway that created the order
+    event_id: str | None = None  # the callback's, once the parent paid
     acknowledged: bool = False  # the ingress answered 2xx
     last_sent: float = 0.0
     sends: int = 0
@@ -75,6 +77,7 @@ class FeeTraffic:
             )
         for order in orders:
             by_request[order.request_id].order_id = order.order_id
+            by_request[order.request_id].gateway = order.gateway
 
     def pay(self, rate: float) -> None:
         """Pay every order, `rate` payments a second, resending unacknowledged webhooks."""
@@ -87,9 +90,10 @@ class FeeTraffic:
 
     def _pay(self, payment: Payment) -> None:
         assert payment.order_id is not None
-        answer = self.env.sim.pay_order(payment.order_id, "captured")
-        payment.event_id = str(answer["event_id"])
-        self._sent(payment, answer.get("webhook_status"))
+        answer = self.env.sim.pay(payment.gateway, payment.order_id)
+        callback = answer["callback"]
+        payment.event_id = str(callback["id"])
+        self._sent(payment, callback.get("status"))
 
     def _sent(self, payment: Payment, status: object) -> None:
         payment.sends += 1
@@ -109,11 +113,11 @@ class FeeTraffic:
                 continue
             assert payment.event_id is not None
             try:
-                answer = self.env.sim.resend_webhook(payment.event_id)
+                answer = self.env.sim.resend_callback(payment.event_id)
             except Exception:  # the simulator is up; a failed resend is retried next time
                 payment.last_sent = time.monotonic()
                 continue
-            self._sent(payment, answer.get("webhook_status"))
+            self._sent(payment, answer.get("status"))
         return len(self.pending())
 
     def acknowledge_all(self, timeout: float = 120.0) -> None:

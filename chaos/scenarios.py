@@ -9,14 +9,19 @@ faults.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+import httpx
 
 from chaos import faults
 from chaos.check import Tally, judge_fees, judge_settled, wait_for_fees
 from chaos.env import Environment, environment
 from chaos.faults import Injector
 from chaos.fees import FeeTraffic
+from processors.fees import receipt_for_gateway
+from providers.cashfree import order_id_for
 
 
 @dataclass
@@ -164,3 +169,67 @@ def scaled_out_and_in(size: Size) -> Row:
 
     with environment("scale") as env:
         return fee_flow(env, "scaled out and in", size, plan, rate=size.rate / 2)
+
+
+def gateway_failover(size: Size) -> Row:
+    """Seed 004: Cashfree answers 503 for the first half of the orders (they go to
+    Razorpay), while processors and connectors are killed as the orders are made.
+    Each payment request must end with exactly one order at one gateway — a second
+    would be a parent who can be charged twice — and then one PAID, one SMS, one email."""
+    started = time.monotonic()
+    since_ms = int(time.time() * 1000)
+    with environment("failover") as env:
+        traffic = FeeTraffic(env, size.payments, tenants=("sunrise",))
+        failing = env.settings.retry_attempts * (size.payments // 2)
+        env.sim.add_fault("cashfree", status=503, times=failing, tenant="sunrise")
+        kills = [faults.kill(env, "processors"), faults.kill(env, "connectors")]
+        injector = Injector([(1.0 + 2.0 * i, kills[i % 2]) for i in range(size.kills)]).start()
+        traffic.open(timeout=600.0)
+        injector.join()
+        env.sim.clear_faults()
+        orders = judge_orders(env, traffic)
+        traffic.pay(size.rate)
+        traffic.acknowledge_all()
+        effects = wait_for_fees(env, traffic.payments, 180.0)
+        tally = judge_fees(effects, traffic.payments).add(judge_settled(env, since_ms)).add(orders)
+        if injector.errors:
+            tally.notes += injector.errors
+        by_gateway = {g: sum(p.gateway == g for p in traffic.payments) for g in GATEWAYS}
+        return Row(
+            "gateway failover (Cashfree 503s), processors and connectors killed",
+            f"{size.payments} payment requests, then paid at {size.rate:g}/s; "
+            + ", ".join(f"{n} via {g}" for g, n in by_gateway.items()),
+            injector.done,
+            tally,
+            time.monotonic() - started,
+        )
+
+
+GATEWAYS = ("cashfree", "razorpay")
+
+
+def judge_orders(env: Environment, traffic: FeeTraffic) -> Tally:
+    """Exactly one order per payment request across both gateways, as the gateways saw it."""
+    tally = Tally()
+    razorpay = Counter(str(o.get("receipt")) for o in env.sim.effects()["orders"])
+    for payment in traffic.payments:
+        receipt = receipt_for_gateway(payment.request_id)
+        at_cashfree = _exists(env, "cashfree", order_id_for(receipt))
+        count = razorpay[receipt] + int(at_cashfree)
+        if count == 0:
+            tally.lost += 1
+            tally.notes.append(f"no order for {payment.request_id}")
+        elif count > 1:
+            tally.duplicated += 1
+            tally.notes.append(f"{count} orders for {payment.request_id}: chargeable twice")
+    return tally
+
+
+def _exists(env: Environment, gateway: str, order_id: str) -> bool:
+    try:
+        env.sim.gateway_order(gateway, order_id)
+    except httpx.HTTPStatusError as exc:
+        if exc.response.status_code == 404:
+            return False
+        raise
+    return True

@@ -7,6 +7,7 @@ from chaos.infra import broker_restarted, leader_killed, provider_outage, slow_p
 from chaos.scenarios import (
     Scenario,
     connectors_killed,
+    gateway_failover,
     ingress_killed,
     processors_killed,
     retry_worker_killed,
@@ -25,4 +26,5 @@ SCENARIOS: dict[str, Scenario] = {
     "outage": provider_outage,
     "slow": slow_provider,
     "poison": poison_everywhere,
+    "failover": gateway_failover,
 }

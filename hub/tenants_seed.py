@@ -47,13 +47,13 @@ def seed_catalog(settings: Settings, tenants: Sequence[Tenant]) -> CatalogServic
 def demo_tenants(names: Sequence[tuple[str, str]] = DEMO_TENANTS) -> list[Tenant]:
     """Demo tenants with fresh random secrets (they only ever meet the simulators)."""
     raw = "\n".join(
-        demo_tenant_config(tenant_id, name, _payment_routing(tenant_id))
+        demo_tenant_config(tenant_id, name, payment_routing(tenant_id))
         for tenant_id, name in names
     )
     return list(parse_tenants(tomllib.loads(raw)))
 
 
-def _payment_routing(tenant_id: str) -> tuple[str, ...]:
+def payment_routing(tenant_id: str) -> tuple[str, ...]:
     return DUAL_GATEWAY_ROUTING if tenant_id == DUAL_GATEWAY_TENANT else ("razorpay-primary",)
 
 

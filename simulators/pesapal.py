@@ -24,12 +24,10 @@ from __future__ import annotations
 import hmac
 import time
 import uuid
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import urlencode
 
 from starlette.datastructures import Headers
 from starlette.requests import Request
@@ -38,22 +36,22 @@ from starlette.routing import BaseRoute, Route
 
 from core.tenants import Tenant
 from providers.currency_units import json_number, to_major, to_minor
-from providers.pesapal import MERCHANT_REFERENCE, PesapalAccount, ipn_url
+from providers.pesapal import MERCHANT_REFERENCE, PesapalAccount
 from simulators.common import (
     Call,
     ProviderSpec,
     SimContext,
     app_root,
-    bearer_token,
     provider_endpoint,
 )
-from simulators.payments import GatewaySim, PayAttempt, PayError, SentCallback, checkout_page
+from simulators.payments import checkout_page
+from simulators.pesapal_gateway import gateway as gateway  # noqa: PLC0414 - the app finds it here
+from simulators.pesapal_gateway import now_utc, public_view, registration, sim_of
 from simulators.state import random_id
 
 MOUNT = "/pesapal"
 TOKEN_SECONDS = 300
 NO_ERROR = {"error_type": None, "code": None, "message": None, "call_back_url": None}
-OUTCOMES = {"success": (1, "COMPLETED"), "failed": (2, "FAILED")}
 
 
 def error(
@@ -79,144 +77,8 @@ def error_for_status(status: int) -> Response:
     return error("internal_error" if status >= 500 else "request_failed", phrase, status, status)
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-@dataclass
-class PesapalSim:
-    """Tokens, IPNs and orders, per merchant (consumer key)."""
-
-    ctx: SimContext
-    name: str = "pesapal"
-    tokens: dict[str, tuple[str, str, float]] = field(
-        default_factory=dict
-    )  # token -> key, tenant, until
-    ipns: dict[str, dict[str, Any]] = field(default_factory=dict)  # ipn_id -> registration
-    orders: dict[str, dict[str, Any]] = field(default_factory=dict)  # tracking id -> order
-
-    def __post_init__(self) -> None:
-        self.seed_ipns()
-
-    def seed_ipns(self) -> None:
-        for tenant, account in self.ctx.accounts("pesapal", PesapalAccount):
-            url = ipn_url(
-                self.ctx.webhook_url(self.name, tenant.id), account.ipn_token.get_secret_value()
-            )
-            self.ipns[account.ipn_id] = _registration(
-                account.consumer_key, account.ipn_id, url, "GET"
-            )
-
-    def caller(self, headers: Headers) -> tuple[str, str] | None:
-        """(consumer key, tenant id) of a valid, unexpired token."""
-        found = self.tokens.get(bearer_token(headers) or "")
-        if found is None or found[2] < time.time():
-            return None
-        return found[0], found[1]
-
-    def order(self, order_id: str) -> dict[str, Any] | None:
-        found = self.orders.get(order_id)
-        return None if found is None else {k: v for k, v in found.items() if not k.startswith("_")}
-
-    async def pay(self, order_id: str, attempt: PayAttempt) -> dict[str, Any]:
-        order = self.orders.get(order_id)
-        if order is None:
-            raise PayError(404, f"no pesapal order {order_id!r}")
-        if order["status_code"] == 1:
-            raise PayError(409, f"{order_id} is already paid")
-        outcome = OUTCOMES.get(attempt.outcome)
-        if outcome is None:  # cancelled or abandoned: Pesapal has nothing to announce
-            return {
-                "order_id": order_id,
-                "payment_id": "",
-                "status": order["payment_status_description"],
-            }
-        self._settle(order, attempt, *outcome)
-        result: dict[str, Any] = {
-            "order_id": order_id,
-            "payment_id": order["confirmation_code"],
-            "status": order["payment_status_description"],
-        }
-        if attempt.send_callback:
-            result["callback"] = await self._send_ipn(order, attempt.callback_url)
-        return result
-
-    def _settle(
-        self, order: dict[str, Any], attempt: PayAttempt, code: int, described: str
-    ) -> None:
-        currency = attempt.currency or order["currency"]
-        amount_minor = (
-            order["amount_minor"] if attempt.amount_minor is None else attempt.amount_minor
-        )
-        order.update(
-            status_code=code,
-            payment_status_description=described,
-            confirmation_code=random_id("", 10).upper(),
-            payment_method=attempt.method or "MpesaKE",
-            payment_account="2547******89",
-            paid_currency=currency,
-            paid_amount=json_number(to_major(amount_minor, currency)),
-            description="Payment completed" if code == 1 else "Unable to authorize the payment",
-        )
-
-    async def _send_ipn(self, order: dict[str, Any], override: str | None) -> dict[str, Any]:
-        registered = self.ipns[order["_notification_id"]]["url"]
-        base = override or registered
-        ids = {
-            "OrderTrackingId": order["order_tracking_id"],
-            "OrderMerchantReference": order["merchant_reference"],
-            "OrderNotificationType": "IPNCHANGE",
-        }
-        url = f"{base}{'&' if '?' in base else '?'}{urlencode(ids)}"
-        callback = SentCallback(
-            provider=self.name,
-            tenant=order["_tenant"],
-            order_id=order["order_tracking_id"],
-            payment_id=order["confirmation_code"],
-            event="IPNCHANGE",
-            url=url,
-            body=b"",
-            headers={"accept": "application/json"},
-            method="GET",
-        )
-        return await self.ctx.callbacks.send(callback)
-
-    def reset(self) -> None:
-        self.tokens.clear()
-        self.orders.clear()
-        self.ipns.clear()
-        self.seed_ipns()
-
-
-def gateway(ctx: SimContext) -> GatewaySim:
-    return PesapalSim(ctx)
-
-
-def _sim(ctx: SimContext) -> PesapalSim:
-    sim = ctx.gateways["pesapal"]
-    assert isinstance(sim, PesapalSim)
-    return sim
-
-
-def _registration(consumer_key: str, ipn_id: str, url: str, kind: str) -> dict[str, Any]:
-    return {
-        "url": url,
-        "created_date": _now().isoformat(),
-        "ipn_id": ipn_id,
-        "ipn_notification_type": 0 if kind == "GET" else 1,
-        "ipn_notification_type_description": kind,
-        "ipn_status": 1,
-        "ipn_status_description": "Active",
-        "_merchant": consumer_key,
-    }
-
-
-def _public(record: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in record.items() if not k.startswith("_")}
-
-
 def authenticate(ctx: SimContext, headers: Headers) -> Tenant | None:
-    found = _sim(ctx).caller(headers)
+    found = sim_of(ctx).caller(headers)
     return ctx.tenants.get(found[1]) if found else None
 
 
@@ -242,8 +104,10 @@ def _request_token(ctx: SimContext, call: Call) -> Response:
         expected = account.consumer_secret.get_secret_value().encode()
         if account.consumer_key == key and hmac.compare_digest(expected, secret.encode()):
             token = random_id("", 64)
-            _sim(ctx).tokens[token] = (key, tenant.id, time.time() + TOKEN_SECONDS)
-            expiry = (_now() + timedelta(seconds=TOKEN_SECONDS)).isoformat().replace("+00:00", "Z")
+            sim_of(ctx).tokens[token] = (key, tenant.id, time.time() + TOKEN_SECONDS)
+            expiry = (
+                (now_utc() + timedelta(seconds=TOKEN_SECONDS)).isoformat().replace("+00:00", "Z")
+            )
             return JSONResponse(
                 {
                     "token": token,
@@ -262,7 +126,7 @@ def _request_token(ctx: SimContext, call: Call) -> Response:
 
 
 def _merchant(ctx: SimContext, call: Call) -> str | Response:
-    found = _sim(ctx).caller(call.request.headers)
+    found = sim_of(ctx).caller(call.request.headers)
     return error_for_status(401) if found is None else found[0]
 
 
@@ -281,15 +145,15 @@ def _register_ipn(ctx: SimContext, call: Call) -> Response:
             "invalid_ipn_url", "A valid url and ipn_notification_type GET or POST are required"
         )
     ipn_id = str(uuid.uuid4())
-    _sim(ctx).ipns[ipn_id] = _registration(merchant, ipn_id, url, kind)
-    return JSONResponse({**_public(_sim(ctx).ipns[ipn_id]), "error": None, "status": "200"})
+    sim_of(ctx).ipns[ipn_id] = registration(merchant, ipn_id, url, kind)
+    return JSONResponse({**public_view(sim_of(ctx).ipns[ipn_id]), "error": None, "status": "200"})
 
 
 def _ipn_list(ctx: SimContext, call: Call) -> Response:
     merchant = _merchant(ctx, call)
     if isinstance(merchant, Response):
         return merchant
-    mine = [_public(r) for r in _sim(ctx).ipns.values() if r["_merchant"] == merchant]
+    mine = [public_view(r) for r in sim_of(ctx).ipns.values() if r["_merchant"] == merchant]
     return JSONResponse(mine)
 
 
@@ -369,7 +233,7 @@ def _submit_order(ctx: SimContext, call: Call) -> Response:
     merchant = _merchant(ctx, call)
     if isinstance(merchant, Response):
         return merchant
-    sim = _sim(ctx)
+    sim = sim_of(ctx)
     problem = _order_problem(merchant, call.body, sim.ipns)
     if problem is not None:
         return problem
@@ -411,7 +275,7 @@ def _new_order(
         "confirmation_code": "",
         "payment_method": "",
         "payment_account": "",
-        "created_date": _now().isoformat(),
+        "created_date": now_utc().isoformat(),
         "refunded": False,
         "_merchant": merchant,
         "_notification_id": body["notification_id"],
@@ -445,14 +309,14 @@ def _transaction_status(ctx: SimContext, call: Call) -> Response:
     merchant = _merchant(ctx, call)
     if isinstance(merchant, Response):
         return merchant
-    order = _sim(ctx).orders.get(call.request.query_params.get("orderTrackingId", ""))
+    order = sim_of(ctx).orders.get(call.request.query_params.get("orderTrackingId", ""))
     if order is None or order["_merchant"] != merchant:
         return error("payment_details_not_found", "Pesapal could not find the order", 500)
     return JSONResponse(_status_answer(order))
 
 
 def _completed(ctx: SimContext, merchant: str, code: str) -> dict[str, Any] | None:
-    for order in _sim(ctx).orders.values():
+    for order in sim_of(ctx).orders.values():
         mine = order["_merchant"] == merchant and order["status_code"] == 1
         if mine and code and order["confirmation_code"] == code:
             return order
@@ -490,7 +354,7 @@ def _refund_request(ctx: SimContext, call: Call) -> Response:
 
 
 def _checkout(ctx: SimContext, call: Call) -> Response:
-    order = _sim(ctx).order(call.request.path_params["tracking"])
+    order = sim_of(ctx).order(call.request.path_params["tracking"])
     if order is None:
         return error("order_not_found", "This payment page has expired", 404, 404)
     return checkout_page("pesapal", "Pesapal", order)

@@ -129,8 +129,9 @@ def hub_settings(
         dlq_monitor_interval_seconds=1.0,
         postgres_dsn=postgres.cfg.dsn,
         cdc_connect_port=free_port(),
-        # A payment whose webhook has not come is asked about after seconds, not 15 min.
-        payment_status_poll_seconds=3.0,
+        # A payment whose webhook has not come is asked about after seconds, not 15 min
+        # (long enough that the chaos flows' webhooks, delayed by kills, come first).
+        payment_status_poll_seconds=30.0,
     )
     settings = with_simulators(settings)
     apply_catalog(

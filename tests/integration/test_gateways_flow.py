@@ -75,9 +75,11 @@ def test_a_payment_whose_webhook_never_came_is_found_by_asking_the_gateway(
         made = sim.pay("razorpay", opened.order_id, send_callback=False)
         assert "callback" not in made or made["callback"] is None
 
-        # The reconciler polls after HUB_PAYMENT_STATUS_POLL_SECONDS (3 s in the tests).
+        # The reconciler polls after HUB_PAYMENT_STATUS_POLL_SECONDS (30 s in the tests).
         paid = watch.wait_for(
-            InvoiceStatusChanged, lambda e: e.invoice_id == opened.invoice.invoice_id, timeout=30
+            InvoiceStatusChanged,
+            lambda e: e.invoice_id == opened.invoice.invoice_id,
+            timeout=hub_settings.payment_status_poll_seconds + 30,
         )[0]
         assert paid.status is InvoiceStatus.PAID
         assert paid.payment_id == made["payment_id"]
