@@ -109,9 +109,12 @@ def fee_effects(env: Environment) -> FeeEffects:
     for event in events(env.settings, PAYMENT_EVENTS):
         # Webhooks only: a status query that found the same payment (a missed webhook,
         # processors.fees.due_polls) is a second report the ledger applies once.
-        if isinstance(event, PaymentEvent) and event.kind == "CAPTURED":
-            if not event.provider_event_id.startswith("status:"):
-                captured[event.order_id] += 1
+        if (
+            isinstance(event, PaymentEvent)
+            and event.kind == "CAPTURED"
+            and not event.provider_event_id.startswith("status:")
+        ):
+            captured[event.order_id] += 1
     effects = env.sim.effects()
     sms = Counter(m["to"] for m in effects["sms"] if str(m["body"]).startswith(SUCCESS_SMS))
     mails = Counter(m["to"] for m in effects["mails"])
