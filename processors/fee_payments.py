@@ -246,7 +246,11 @@ def _captured(state: InvoiceState, match: PaymentMatched, ctx: FeeContext) -> Tr
 
 def _failed(state: InvoiceState, match: PaymentMatched, ctx: FeeContext) -> Transition:
     p = match.payment
-    url = ctx.payment_url(state.tenant, p.order_id, state.invoice_id)
+    attempt = state.attempts.get(match.request_id)
+    # The gateway's own checkout for the order, where the parent can try again.
+    url = (attempt.payment_url if attempt else None) or ctx.payment_url(
+        state.tenant, p.order_id, state.invoice_id
+    )
     emits = [recorded(state, match.header, p, PaymentStatus.FAILED, ctx)]
     if state.status is not InvoiceStatus.PAID:
         sms = notify(

@@ -75,6 +75,7 @@ class GatewayAttempt(BaseModel):
     amount_minor: int
     currency: str
     order_id: str | None = None
+    payment_url: str | None = None  # where the payer pays it (the gateway's checkout)
     ordered_at: float | None = None  # when the gateway created the order (epoch s)
     polls: int = 0
     settled: bool = False  # a payment (or a final failure) was seen for the order

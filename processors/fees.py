@@ -288,6 +288,7 @@ def on_order_result(
         created = attempt.model_copy(
             update={
                 "order_id": result.order_id,
+                "payment_url": result.payment_url,
                 "ordered_at": result.header.occurred_at.timestamp(),
             }
         )

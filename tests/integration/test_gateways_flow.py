@@ -11,12 +11,19 @@ import secrets
 
 import httpx
 import pytest
-from support import DUAL_TENANT, open_invoice, watch_all
+from support import DUAL_TENANT, TENANT, open_invoice, watch_all
 
+from core.observe import TopicWatcher
 from core.settings import Settings
+from core.topics import INVOICE_STATUS, dlq_topic
 from processors.fees import receipt_for_gateway
+from producers import EventProducer
 from providers.cashfree import order_id_for
 from schemas.events import (
+    Contact,
+    DeadLetter,
+    EventHeader,
+    Invoice,
     InvoiceStatus,
     InvoiceStatusChanged,
     OrderStatus,
@@ -128,3 +135,102 @@ def test_the_fee_story_through_each_gateway_gives_one_paid_for_a_callback_sent_t
         changes = watch.find(InvoiceStatusChanged, lambda e: e.invoice_id == paid.invoice_id)
         assert len(changes) == 1
         assert len(sim.requests("twilio", To=opened.phone)) == 1
+
+
+def kenyan_phone() -> str:
+    return f"+2547{secrets.randbelow(10**8):08d}"
+
+
+@pytest.mark.parametrize(
+    ("outcome", "code"), [("cancelled", "1032"), ("timeout", "1037")], ids=["cancelled", "timeout"]
+)
+def test_an_stk_push_the_parent_cancels_or_lets_time_out_leaves_a_retry_prompt(
+    hub_settings: Settings, sim: SimulatorClient, outcome: str, code: str
+) -> None:
+    with watch_all(hub_settings) as watch:
+        opened = open_invoice(
+            hub_settings, watch, gateway="mpesa", currency="KES", phone=kenyan_phone()
+        )
+        sent = sim.pay("mpesa", opened.order_id, outcome)
+        assert sent["callback"]["status"] == 200
+        failed = watch.wait_for(
+            PaymentRecorded, lambda e: e.invoice_id == opened.invoice.invoice_id, timeout=20
+        )[0]
+        assert (failed.status, failed.error_code) == (PaymentStatus.FAILED, code)
+        sms = sim.wait_for_requests("twilio", 1, timeout=15, To=opened.phone)[0]
+        assert sms["body"]["Body"].startswith("Payment failed:")
+        assert opened.order.payment_url and opened.order.payment_url in sms["body"]["Body"]
+        watch.settle(1.0)
+        assert watch.find(InvoiceStatusChanged, lambda e: e.invoice_id == failed.invoice_id) == []
+
+
+def issue_invoice(settings: Settings, amount_minor: int) -> Invoice:
+    tag = secrets.token_hex(4).upper()
+    invoice = Invoice(
+        header=EventHeader.new(Invoice.EVENT_TYPE, TENANT, source="fee-module-test"),
+        invoice_id=f"INV-{tag}",
+        student_id=f"ADM{tag}",
+        student_name="Achieng Otieno",
+        description="Term 1 fees",
+        amount_minor=amount_minor,
+        currency="KES",
+        parent=Contact(name="Mr. Otieno", phone=kenyan_phone(), email=None),
+    )
+    with EventProducer(settings, client_id="fee-module-test") as producer:
+        producer.publish(invoice)
+    return invoice
+
+
+def paybill(settings: Settings, invoice: Invoice, amount_minor: int) -> dict[str, object]:
+    answer = httpx.post(
+        f"{settings.simulator_url}/mpesa/_phone/paybill",
+        json={"tenant": TENANT, "bill_ref": invoice.student_id, "amount_minor": amount_minor},
+        timeout=30,
+    )
+    answer.raise_for_status()
+    found: dict[str, object] = answer.json()
+    return found
+
+
+def test_a_paybill_payment_naming_the_admission_number_pays_the_students_invoice_in_parts(
+    hub_settings: Settings, sim: SimulatorClient
+) -> None:
+    with watch_all(hub_settings) as watch:
+        invoice = issue_invoice(hub_settings, 3_000_00)
+        first = paybill(hub_settings, invoice, 1_000_00)
+        part = watch.wait_for(
+            InvoiceStatusChanged, lambda e: e.invoice_id == invoice.invoice_id, timeout=20
+        )[0]
+        assert (part.status, part.paid_amount_minor, part.gateway) == (
+            InvoiceStatus.PARTIALLY_PAID,
+            1_000_00,
+            "mpesa",
+        )
+        assert part.payment_id == first["payment_id"]
+        assert invoice.parent.phone
+        sms = sim.wait_for_requests("twilio", 1, timeout=15, To=invoice.parent.phone)[0]
+        assert "Payment successful" not in sms["body"]["Body"]
+        assert "KES 2,000.00 still due" in sms["body"]["Body"]
+
+        paybill(hub_settings, invoice, 2_000_00)
+        paid = watch.wait_for(
+            InvoiceStatusChanged,
+            lambda e: e.invoice_id == invoice.invoice_id and e.status is InvoiceStatus.PAID,
+            timeout=20,
+        )[0]
+        assert paid.paid_amount_minor == 3_000_00
+
+
+def test_a_payment_for_more_than_is_due_is_a_dead_letter_never_a_paid_invoice(
+    hub_settings: Settings,
+) -> None:
+    with TopicWatcher(hub_settings, [dlq_topic("reconciler"), INVOICE_STATUS]) as watch:
+        invoice = issue_invoice(hub_settings, 1_000_00)
+        paybill(hub_settings, invoice, 5_000_00)
+        letter = watch.wait_for(
+            DeadLetter, lambda d: invoice.invoice_id in d.error_message, timeout=20
+        )[0]
+        assert letter.error_class.endswith("PaymentMismatchError")
+        assert "asked for KES 1,000.00" in letter.error_message
+        watch.settle(1.0)
+        assert watch.find(InvoiceStatusChanged, lambda e: e.invoice_id == invoice.invoice_id) == []

@@ -52,3 +52,10 @@ def test_kafka_commands_refuse_to_manage_an_external_cluster():
 def test_unknown_connector_is_refused_with_the_known_ones():
     result = runner.invoke(app, ["connectors", "run", "--provider", "nosuch"])
     assert result.exit_code == 1 and "razorpay" in result.output
+
+
+def test_the_demo_refuses_a_gateway_that_is_not_declared_and_names_the_known_ones():
+    result = runner.invoke(app, ["demo", "--gateway", "nosuch"])
+    assert result.exit_code == 1
+    assert "--gateway must be one of" in result.output
+    assert "mpesa" in result.output

@@ -31,8 +31,10 @@ from schemas.events import (
     CreatePaymentOrder,
     FetchPaymentStatus,
     InvoiceStatus,
+    NotificationRequest,
     OrderStatus,
     PaymentEvent,
+    PaymentEventKind,
     PaymentOrderResult,
     PaymentRecorded,
     PaymentStatus,
@@ -365,3 +367,21 @@ def test_a_paybill_payment_for_the_student_pays_the_invoice_up_to_what_is_due() 
     over = paybill.model_copy(update={"payment_id": "QKX2", "amount_minor": 1001})
     with pytest.raises(PaymentMismatchError, match="asked for"):
         apply(t.state, payment_matched(over, request_id=f"c2b:{INVOICE_ID}"), ctx)
+
+
+def test_a_failed_payment_links_the_gateways_own_checkout_for_the_retry() -> None:
+    ctx = context(dual_gateway_tenants())
+    state, command = requested(ctx)
+    created = connector_result(command, provider_ref="rcpt_x").model_copy(
+        update={"details": {"payment_url": "https://cashfree.test/checkout/rcpt_x"}}
+    )
+    order = order_results(created, ctx)[0].event
+    assert isinstance(order, PaymentOrderResult)
+    assert order.payment_url == "https://cashfree.test/checkout/rcpt_x"
+    state, _ = answered(state, order, ctx)
+    failed = payment_event(PaymentEventKind.FAILED, order_id="rcpt_x").model_copy(
+        update={"provider": "cashfree"}
+    )
+    t = apply(state, payment_matched(failed, request_id=REQUEST_ID), ctx)
+    sms = next(e.event for e in t.emits if isinstance(e.event, NotificationRequest))
+    assert sms.text.endswith("Retry: https://cashfree.test/checkout/rcpt_x")

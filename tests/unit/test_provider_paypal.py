@@ -408,8 +408,14 @@ class Fetches:
         return self.pem
 
 
+def at_now() -> float:
+    # The transmissions are signed at NOW (module import): the verifier's clock stays
+    # there, however long the suite took to reach these tests.
+    return NOW.timestamp()
+
+
 def verifier(fetches: Fetches | None = None) -> PayPalVerifier:
-    return PayPalVerifier(CertificateStore(fetches or Fetches()))
+    return PayPalVerifier(CertificateStore(fetches or Fetches()), clock=at_now)
 
 
 def test_the_rsa_check_needs_the_certificates_key_and_validity() -> None:
@@ -514,6 +520,7 @@ def declared(monkeypatch: pytest.MonkeyPatch) -> Fetches:
     webhooks = providers.get("paypal").webhooks
     assert webhooks is not None
     monkeypatch.setattr(webhooks.verifier, "certificates", CertificateStore(fetches))
+    monkeypatch.setattr(webhooks.verifier, "clock", at_now)
     return fetches
 
 
