@@ -180,7 +180,7 @@ def gateway_failover(size: Size) -> Row:
     since_ms = int(time.time() * 1000)
     with environment("failover") as env:
         traffic = FeeTraffic(env, size.payments, tenants=("sunrise",))
-        failing = env.settings.retry_attempts * (size.payments // 2)
+        failing = env.settings.failover_attempts * (size.payments // 2)
         env.sim.add_fault("cashfree", status=503, times=failing, tenant="sunrise")
         kills = [faults.kill(env, "processors"), faults.kill(env, "connectors")]
         injector = Injector([(1.0 + 2.0 * i, kills[i % 2]) for i in range(size.kills)]).start()

@@ -15,6 +15,7 @@ this module makes the call the decision asks for:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -230,9 +231,16 @@ class CommandExecutor:
                 doubt_since = doubt_since or sent_at
             return outcome
 
-        attempted = await with_retries(one_try, self.policy, self.sleep)
+        attempted = await with_retries(one_try, self._policy_for(command), self.sleep)
         resolved = isinstance(attempted.outcome, Delivered)
         return attempted, None if resolved else doubt_since
+
+    def _policy_for(self, command: ConnectorCommand) -> RetryPolicy:
+        if command.context.get("failover") != "next":
+            return self.policy
+        # Another gateway can take this order (processors.fees): fewer tries here.
+        attempts = max(1, min(self.policy.attempts, self.settings.failover_attempts))
+        return dataclasses.replace(self.policy, attempts=attempts)
 
     async def _send(self, request: httpx.Request, auth: httpx.Auth | None, of: Try) -> Outcome:
         of = self.auditor.begin(of)

@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     retry_base_seconds: float = 1.0
     retry_max_seconds: float = 8.0
     retry_after_cap_seconds: float = 60.0
+    # Tries at a payment gateway before the next one in the school's plan takes the
+    # order (seed 004): a parent is waiting on the checkout, not a batch job.
+    failover_attempts: int = 2
     http_connect_timeout: float = 5.0
     http_read_timeout: float = 15.0
     # Retry tiers after the in-process retries: seconds before each re-delivery.

@@ -100,7 +100,7 @@ def play_failover_story(s: Settings) -> None:
         "Cashfree, which answers 503 for now; Razorpay takes over"
     )
     sim = SimulatorClient(s.simulator_url)
-    sim.add_fault("cashfree", status=503, times=s.retry_attempts, tenant=DUAL_GATEWAY_TENANT)
+    sim.add_fault("cashfree", status=503, times=s.failover_attempts, tenant=DUAL_GATEWAY_TENANT)
     story = FeePaymentStory(s, DUAL_GATEWAY_TENANT, sim, _print_step, timeout=60.0)
     try:
         story.play("captured")

@@ -44,7 +44,7 @@ def test_cashfree_answering_503_sends_the_order_to_razorpay_and_charges_once(
     hub_settings: Settings, sim: SimulatorClient
 ) -> None:
     # More 503s than the connector's in-process tries: Cashfree is down.
-    sim.add_fault("cashfree", status=503, times=hub_settings.retry_attempts, tenant=DUAL_TENANT)
+    sim.add_fault("cashfree", status=503, times=hub_settings.failover_attempts, tenant=DUAL_TENANT)
     try:
         with watch_all(hub_settings) as watch:
             opened = open_invoice(hub_settings, watch, tenant=DUAL_TENANT)

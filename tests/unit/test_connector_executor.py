@@ -398,6 +398,21 @@ async def test_scripted_always_503_is_failed_retryable(tenants: TenantDirectory)
 
 
 @pytest.mark.anyio
+async def test_an_order_another_gateway_can_take_gets_fewer_tries(
+    tenants: TenantDirectory,
+) -> None:
+    # processors.fees marks it: the parent waits on the checkout while we retry.
+    provider = ScriptedProvider([httpx.Response(503, text="upstream down")])
+    failover = command("razorpay", order()).model_copy(update={"context": {"failover": "next"}})
+    async with scripted_client(provider) as http:
+        h = harness("razorpay", tenants, http)
+        result = await h.attempt(failover)
+    assert (result.status, result.retryable, result.attempts) == (ResultStatus.FAILED, True, 2)
+    assert len(provider.requests) == 2
+    assert h.waits == [1.0]
+
+
+@pytest.mark.anyio
 async def test_network_error_is_retried(tenants: TenantDirectory) -> None:
     provider = ScriptedProvider(
         [refuse_connection, httpx.Response(200, json=razorpay_order("order_after_blip"))]
