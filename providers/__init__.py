@@ -1,7 +1,7 @@
 """Every provider the hub speaks, found by its declaration.
 
 Each module here that defines `PROVIDER` (a `providers.spec.Provider`) is a
-provider; modules without one (base, spec, lookup, google_auth, probe) are
+provider; modules without one (base, spec, lookup, token_auth, google_auth, probe) are
 the parts providers share. Adding a provider is adding one module (and its
 simulator, under simulators/): nothing else lists providers by hand.
 """

@@ -2,8 +2,8 @@
 
 Auth is OAuth 2.0 client credentials: `POST /v1/oauth2/token` with Basic
 client_id:secret gives a Bearer token (about 9 h), cached per account and fetched
-again before it expires or when the API answers 401 (the flow Google's service
-accounts use, with PayPal's token request).
+again before it expires or when the API answers 401 (`CachedTokenAuth`, with
+PayPal's token request; the answer is a plain RFC 6749 one, as Google's is).
 
 PayPal authorizes first: the payer approves the order on PayPal's page
 (`payer-action` link), CHECKOUT.ORDER.APPROVED arrives, and the hub captures
@@ -31,7 +31,6 @@ import providers
 from core.settings import Settings
 from core.tenants import Tenant
 from providers.base import Delivered, Outcome, Rejected, classify_failure, json_or_empty
-from providers.google_auth import TOKEN, Clock, GoogleServiceAccountAuth
 from providers.payments import (
     GatewayAdapter,
     PaymentSnapshot,
@@ -48,6 +47,7 @@ from providers.paypal_webhooks import (
     paypal_value,
 )
 from providers.spec import API, Provider, Webhooks
+from providers.token_auth import TOKEN, AccessToken, CachedTokenAuth, Clock, oauth2_token
 from schemas.events import (
     CapturePayment,
     ConnectorCommand,
@@ -104,31 +104,24 @@ def _value(amount_minor: int, currency: str) -> str:
         raise AmountNotAcceptedError(str(exc)) from None
 
 
-class PayPalAuth(GoogleServiceAccountAuth):
-    """Google's token flow (cache, lock, one resend on 401) with PayPal's token request."""
+class PayPalAuth(CachedTokenAuth):
+    """The shared token flow with PayPal's client-credentials token request."""
 
     def __init__(self, account: PayPalAccount, token_url: str, clock: Clock = time.time) -> None:
-        super().__init__(
-            client_email=account.client_id,
-            private_key="",
-            private_key_id="",
-            scopes=(),
-            token_url=token_url,
-            clock=clock,
-        )
+        super().__init__(token_url, clock)
         self._client = httpx.BasicAuth(account.client_id, account.client_secret.get_secret_value())
 
-    def token_request(self, api_request: httpx.Request | None = None) -> httpx.Request:
+    def new_token_request(self) -> httpx.Request:
         request = httpx.Request(
             "POST",
             self.token_url,
             data={"grant_type": "client_credentials"},
             headers={"Accept": "application/json"},
         )
-        request = next(self._client.auth_flow(request))
-        if api_request is not None and "timeout" in api_request.extensions:
-            request.extensions["timeout"] = api_request.extensions["timeout"]
-        return request
+        return next(self._client.auth_flow(request))
+
+    def read_token(self, response: httpx.Response, now: float) -> AccessToken:
+        return oauth2_token(response, now)
 
 
 class PayPalAuths:

@@ -2,7 +2,8 @@
 
 The consumer key and secret buy a Bearer token that lives five minutes. The flow
 caches it per account, fetches a new one a minute before it expires, and on a
-401 from the API drops it, fetches a fresh one and resends once.
+401 from the API drops it, fetches a fresh one and resends once (all of that is
+`CachedTokenAuth`'s, providers/token_auth.py).
 
 Pesapal answers many failures with HTTP 200 and an `error` object (and a `status`
 text of "400"/"500"), so the body decides, as in google_auth:
@@ -15,24 +16,25 @@ text of "400"/"500"), so the body decides, as in google_auth:
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import threading
 import time
-import weakref
-from collections.abc import AsyncGenerator, Callable, Generator
 from datetime import datetime
 from typing import Any
 
 import httpx
 
-from providers.base import RETRYABLE_STATUSES, AuthError, json_or_empty, parse_retry_after
-from providers.google_auth import AccessToken, TokenUnavailableError
+from providers.base import AuthError, json_or_empty
+from providers.token_auth import (
+    AccessToken,
+    CachedTokenAuth,
+    Clock,
+    TokenUnavailableError,
+    transient,
+    unavailable,
+)
 
 TOKEN_PATH = "/api/Auth/RequestToken"  # noqa: S105 - a path, not a secret
 TOKEN_LIFETIME = 300.0  # Pesapal's documented five minutes, when expiryDate is unreadable
-
-Clock = Callable[[], float]
 
 
 def pesapal_error(body: dict[str, Any]) -> dict[str, Any] | None:
@@ -70,109 +72,36 @@ def token_from_response(response: httpx.Response, now: float) -> AccessToken:
         (error or {}).get("message") or (error or {}).get("code") or response.reason_phrase
     )
     said = f"token endpoint answered {status} (status {body_status or '?'}): {detail}"
-    if status in RETRYABLE_STATUSES or status >= 500:
-        raise TokenUnavailableError(
-            said,
-            request=response.request,
-            status_code=status,
-            retry_after=parse_retry_after(response.headers.get("retry-after")),
-        )
+    if transient(status):
+        raise unavailable(response, said)
     if _refuses_credentials(status, body_status, error):
         raise AuthError(said)
     raise TokenUnavailableError(said, request=response.request, status_code=status)
 
 
-class PesapalTokenAuth(httpx.Auth):
-    requires_request_body = True  # a 401 means sending the request again
-    requires_response_body = True
+class PesapalTokenAuth(CachedTokenAuth):
+    """The shared token flow with Pesapal's token request (credentials in a JSON body)."""
 
     def __init__(
         self, consumer_key: str, consumer_secret: str, token_url: str, clock: Clock = time.time
     ) -> None:
+        super().__init__(token_url, clock)
         self.consumer_key = consumer_key
         self._consumer_secret = consumer_secret
-        self.token_url = token_url
-        self.clock = clock
-        self._token: AccessToken | None = None
-        self._thread_lock = threading.Lock()
-        self._async_lock: asyncio.Lock | None = None
-        self._async_lock_loop: weakref.ref[asyncio.AbstractEventLoop] | None = None
 
     def __repr__(self) -> str:  # never the secret
         return f"PesapalTokenAuth(consumer_key={self.consumer_key!r}, token_url={self.token_url!r})"
 
-    def token_request(self, api_request: httpx.Request) -> httpx.Request:
-        request = httpx.Request(
+    def new_token_request(self) -> httpx.Request:
+        return httpx.Request(
             "POST",
             self.token_url,
             json={"consumer_key": self.consumer_key, "consumer_secret": self._consumer_secret},
             headers={"Accept": "application/json"},
         )
-        # An auth flow's own requests get no timeout from the client: copy the API call's.
-        if "timeout" in api_request.extensions:
-            request.extensions["timeout"] = api_request.extensions["timeout"]
-        return request
 
-    def cached_token(self) -> AccessToken | None:
-        token = self._token
-        return token if token is not None and token.fresh(self.clock()) else None
-
-    def accept(self, response: httpx.Response) -> AccessToken:
-        self._token = token_from_response(response, self.clock())
-        return self._token
-
-    def forget(self, token: AccessToken) -> None:
-        if self._token is token:  # another flow may have fetched a newer one meanwhile
-            self._token = None
-
-    @staticmethod
-    def authorized(request: httpx.Request, token: AccessToken) -> httpx.Request:
-        request.headers["Authorization"] = f"Bearer {token.value}"
-        return request
-
-    def _loop_lock(self) -> asyncio.Lock:
-        """One lock per event loop: an asyncio.Lock must not be shared across loops."""
-        loop = asyncio.get_running_loop()
-        if (
-            self._async_lock is None
-            or self._async_lock_loop is None
-            or (self._async_lock_loop() is not loop)
-        ):
-            self._async_lock = asyncio.Lock()
-            self._async_lock_loop = weakref.ref(loop)
-        return self._async_lock
-
-    def sync_auth_flow(
-        self, request: httpx.Request
-    ) -> Generator[httpx.Request, httpx.Response, None]:
-        request.read()
-        for attempt in (1, 2):
-            with self._thread_lock:
-                token = self.cached_token()
-                if token is None:
-                    token_response = yield self.token_request(request)
-                    token_response.read()
-                    token = self.accept(token_response)
-            response = yield self.authorized(request, token)
-            if response.status_code != 401 or attempt == 2:
-                return
-            self.forget(token)
-
-    async def async_auth_flow(
-        self, request: httpx.Request
-    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        await request.aread()
-        for attempt in (1, 2):
-            async with self._loop_lock():
-                token = self.cached_token()
-                if token is None:
-                    token_response = yield self.token_request(request)
-                    await token_response.aread()
-                    token = self.accept(token_response)
-            response = yield self.authorized(request, token)
-            if response.status_code != 401 or attempt == 2:
-                return
-            self.forget(token)
+    def read_token(self, response: httpx.Response, now: float) -> AccessToken:
+        return token_from_response(response, now)
 
 
 class PesapalAuths:

@@ -34,7 +34,7 @@ from core.masking import MASKER, mask_text, truncate
 from core.settings import Settings
 from core.tenants import ProviderAccount, Tenant
 from providers.base import AuthError, ProviderAdapter, RetryLater
-from providers.google_auth import TokenUnavailableError
+from providers.token_auth import TokenUnavailableError
 
 ProbeStatus = Literal["ok", "auth_failed", "unreachable", "unsupported"]
 ProbeBuilder = Callable[[Tenant, str | None, str], httpx.Request]
