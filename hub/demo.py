@@ -206,7 +206,7 @@ class FeePaymentStory:
                 f"the ingress answered {callback.get('status')}: {callback.get('error')}"
             )
         self._step(
-            f"Parent paid: {order.gateway}'s signed callback accepted",
+            f"Parent paid: {order.gateway}'s callback verified and accepted",
             f"payment {sent.get('payment_id')}, ingress answered 200 after Kafka's ack",
             started,
         )
