@@ -26,6 +26,12 @@ BENCHES = {
 
 
 def main(names: list[str]) -> None:
+    if any(n in ("-h", "--help") for n in names):
+        print(__doc__.strip() + f"\n\nbenchmarks: {', '.join(BENCHES)}")
+        return
+    unknown = [n for n in names if n not in BENCHES]
+    if unknown:
+        sys.exit(f"no benchmark {', '.join(unknown)}; choose from {', '.join(BENCHES)}")
     chosen = names or list(BENCHES)
     configure_logging("WARNING", "console", component="bench")
     results: dict[str, object] = {"started": time.strftime("%Y-%m-%dT%H:%M:%S")}
