@@ -161,6 +161,7 @@ def _duplicate(state: InvoiceState, match: PaymentMatched, ctx: FeeContext) -> T
                 amount_minor=p.amount_minor,
                 currency=p.currency,
                 reason="duplicate payment: the invoice was already paid",
+                gateway_reference=p.gateway_reference or "",
             ),
             context={
                 "invoice_id": state.invoice_id,

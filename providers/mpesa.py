@@ -293,10 +293,12 @@ class Mpesa(GatewayAdapter):
         self, command: ConnectorCommand, payload: RefundPayment, tenant: Tenant, base: str
     ) -> httpx.Request:
         account = self._account(tenant, command.account)
-        if payload.payment_id.startswith(CHECKOUT_PREFIX):
+        # An STK payment's id is its CheckoutRequestID; its receipt came with the callback.
+        transaction = payload.gateway_reference or payload.payment_id
+        if transaction.startswith(CHECKOUT_PREFIX):
             raise MpesaCommandError(
                 "M-Pesa reverses by receipt number (MpesaReceiptNumber / TransID), "
-                f"not by CheckoutRequestID {payload.payment_id!r}"
+                f"not by CheckoutRequestID {transaction!r}"
             )
         if not account.initiator_name or not account.security_credential.get_secret_value():
             raise MpesaCommandError("the mpesa account has no reversal initiator configured")
@@ -305,7 +307,7 @@ class Mpesa(GatewayAdapter):
             "Initiator": account.initiator_name,
             "SecurityCredential": account.security_credential.get_secret_value(),
             "CommandID": "TransactionReversal",
-            "TransactionID": payload.payment_id,
+            "TransactionID": transaction,
             "Amount": whole_shillings(payload.amount_minor, payload.currency),
             "ReceiverParty": account.shortcode,
             "RecieverIdentifierType": "11",  # sic: Daraja's spelling; 11 = a paybill

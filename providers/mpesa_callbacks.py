@@ -217,6 +217,7 @@ def _stk_event(raw: RawWebhook, callback: Mapping[str, Any]) -> PaymentEvent:
         **common,
         amount_minor=minor_units(meta.get("Amount"), "Amount"),
         method=f"mpesa:{_text(meta, 'MpesaReceiptNumber')}",
+        gateway_reference=_text(meta, "MpesaReceiptNumber"),
         provider_created_at=nairobi_time(str(meta.get("TransactionDate", ""))),
     )
 
@@ -235,6 +236,7 @@ def _c2b_event(raw: RawWebhook, body: Mapping[str, Any]) -> PaymentEvent:
         amount_minor=minor_units(body.get("TransAmount"), "TransAmount"),
         currency=CURRENCY,
         method=f"mpesa:{trans_id}",
+        gateway_reference=trans_id,
         provider_created_at=nairobi_time(str(body.get("TransTime", ""))),
     )
 

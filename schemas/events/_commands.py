@@ -87,6 +87,8 @@ class RefundPayment(_Model):
     amount_minor: int
     currency: str
     reason: str = ""
+    # The gateway's reference for the payment when it differs from payment_id (M-Pesa).
+    gateway_reference: str = ""
 
 
 class SendSms(_Model):

@@ -53,6 +53,9 @@ class PaymentEvent(Event):
     error_code: str | None = None
     error_description: str | None = None
     provider_created_at: datetime | None = None
+    # The gateway's own reference for the money where it differs from payment_id
+    # (M-Pesa's receipt number, while payment_id is the CheckoutRequestID): a refund names it.
+    gateway_reference: str | None = None
 
     def key(self) -> str:
         return entity_key(self.header.tenant, self.order_id)

@@ -329,6 +329,19 @@ def test_a_duplicate_payment_is_refunded_when_the_school_says_so() -> None:
     )
 
 
+def test_a_duplicate_refund_names_the_gateways_own_reference_for_the_money() -> None:
+    ctx = context(dual_gateway_tenants(refunds=["razorpay-primary"]))
+    inv = invoice()
+    state = apply(None, inv, ctx).state
+    t = apply(state, payment_requested(inv, request_id=REQUEST_ID, gateway="razorpay"), ctx)
+    paid = apply(roundtrip(t.state), payment_matched(payment_event(), request_id=REQUEST_ID), ctx)
+    second = payment_event(payment_id="pay_2").model_copy(update={"gateway_reference": "RCPT9"})
+    t = apply(roundtrip(paid.state), payment_matched(second, request_id=REQUEST_ID), ctx)
+    refund = next(e.event for e in t.emits if isinstance(e.event, ConnectorCommand))
+    assert isinstance(refund.payload, RefundPayment)
+    assert (refund.payload.payment_id, refund.payload.gateway_reference) == ("pay_2", "RCPT9")
+
+
 def test_a_duplicate_payment_is_only_flagged_without_the_school_policy() -> None:
     ctx = context(dual_gateway_tenants())
     state = created_state(ctx)

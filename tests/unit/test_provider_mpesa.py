@@ -288,6 +288,18 @@ def test_a_reversal_names_the_receipt_and_reports_pending() -> None:
     )
 
 
+def test_an_stk_payment_is_reversed_by_the_receipt_its_callback_carried() -> None:
+    refund = RefundPayment(
+        payment_id="ws_CO_1",
+        order_id="ws_CO_1",
+        amount_minor=150_000,
+        currency="KES",
+        gateway_reference="NLJ7RT61SV",
+    )
+    body = json.loads(build(refund).content)
+    assert body["TransactionID"] == "NLJ7RT61SV"
+
+
 def test_a_reversal_by_checkout_request_id_is_rejected() -> None:
     refund = RefundPayment(
         payment_id="ws_CO_1", order_id="ws_CO_1", amount_minor=100, currency="KES"
@@ -456,6 +468,8 @@ def test_a_successful_stk_callback_is_a_captured_payment() -> None:
         "KES",
         "mpesa:NLJ7RT61SV",
     )
+    # What a refund must name: Daraja reverses by receipt, not by CheckoutRequestID.
+    assert event.gateway_reference == "NLJ7RT61SV"
     assert event.provider_created_at == datetime(2019, 12, 19, 10, 21, 15, tzinfo=NAIROBI)
 
 
