@@ -48,6 +48,7 @@ from schemas.events import (
     PaymentMatched,
     PaymentOrderResult,
     PaymentRequested,
+    RefundPayment,
     ResultStatus,
     entity_key,
 )
@@ -221,7 +222,7 @@ def order_results(result: ConnectorResult, ctx: FeeContext) -> list[Emit]:
     """A gateway's answer to order creation, for the fee module and the order matcher."""
     invoice_id = result.context.get("invoice_id")
     request_id = result.context.get("request_id")
-    if result.operation == "payment.refund":
+    if result.operation == RefundPayment.OPERATION:
         return refund_results(result)
     if result.operation != CreatePaymentOrder.OPERATION or not invoice_id or not request_id:
         return []

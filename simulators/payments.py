@@ -128,7 +128,7 @@ class GatewaySim(Protocol):
     def reset(self) -> None: ...
 
 
-class _KeepOpen(httpx.AsyncBaseTransport):
+class KeepOpen(httpx.AsyncBaseTransport):
     """A shared test transport survives each short-lived client's close."""
 
     def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
@@ -167,7 +167,7 @@ class CallbackSender:
     async def deliver(self, callback: SentCallback, url: str) -> dict[str, Any]:
         status: int | None = None
         error: str | None = None
-        transport = _KeepOpen(self._transport) if self._transport is not None else None
+        transport = KeepOpen(self._transport) if self._transport is not None else None
         try:
             async with httpx.AsyncClient(timeout=CALLBACK_TIMEOUT, transport=transport) as client:
                 content = callback.body if callback.method != "GET" else None

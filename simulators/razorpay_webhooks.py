@@ -19,6 +19,7 @@ import httpx
 
 from core.tenants import TenantDirectory
 from providers.razorpay import RazorpayAccount
+from simulators.payments import KeepOpen
 from simulators.state import (
     Order,
     Payment,
@@ -146,19 +147,6 @@ def _apply(order: Order, outcome: Outcome, amount: int) -> None:
     order.status = "paid" if order.amount_paid >= order.amount else "attempted"
 
 
-class _KeepOpen(httpx.AsyncBaseTransport):
-    """Lets a per-call AsyncClient use an injected transport without closing it."""
-
-    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
-        self._inner = inner
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        return await self._inner.handle_async_request(request)
-
-    async def aclose(self) -> None:
-        return None
-
-
 class WebhookSender:
     def __init__(
         self,
@@ -249,7 +237,7 @@ class WebhookSender:
     async def _deliver(self, hook: SentWebhook, url: str) -> dict[str, Any]:
         status: int | None = None
         error: str | None = None
-        transport = _KeepOpen(self._transport) if self._transport is not None else None
+        transport = KeepOpen(self._transport) if self._transport is not None else None
         try:
             async with httpx.AsyncClient(timeout=WEBHOOK_TIMEOUT, transport=transport) as client:
                 response = await client.post(url, content=hook.body, headers=hook.headers)
