@@ -127,6 +127,29 @@ class Settings(BaseSettings):
     payment_status_poll_seconds: float = 900.0
     payment_status_max_polls: int = 3
 
+    # --- Messaging (processors.messaging) -------------------------------------
+    # Per-tenant messaging policy (weights, costs, limits) and templates, TOML;
+    # default: the demo file in the repository (deploy/messaging.toml).
+    messaging_config: Path = Path(__file__).resolve().parent.parent / "deploy" / "messaging.toml"
+    # A message accepted by a provider that reports delivery but whose final receipt
+    # has not come within this long is sent once more through the backup provider.
+    receipt_deadline_seconds: float = 600.0
+    # How often the messenger releases messages held by a rate limit and checks deadlines.
+    messenger_tick_seconds: float = 1.0
+    bulk_batch_size: int = 100
+    # Circuit breakers per provider account (seed 000): open when at least half of the
+    # last breaker_window calls failed, for breaker_open_seconds; then breaker_probes
+    # calls for the whole fleet decide (a majority of them succeeding closes it).
+    breaker_window: int = 10
+    breaker_failure_ratio: float = 0.5
+    breaker_open_seconds: float = 60.0
+    breaker_probes: int = 3
+    # A probe grant unused (its worker gone) for this long is given to another worker.
+    breaker_probe_lease_seconds: float = 30.0
+    # Provider categories whose connectors go through breakers (payment gateways
+    # have their own health-based routing, processors.gateways).
+    breaker_categories: list[str] = Field(default_factory=lambda: ["sms", "email", "whatsapp"])
+
     # --- Dead letters ------------------------------------------------------
     # Alert (on hub.alerts.v1) when a dead-letter topic gains more than this many
     # records within the window; checked every interval.

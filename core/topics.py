@@ -27,7 +27,7 @@ LEDGER_RETENTION_DAYS = 35
 # Which providers exist is declared above this module (providers/); every
 # function here that needs them takes their names. `providers.topics()` and
 # `providers.stages()` are the catalog with today's providers.
-PROCESSOR_STAGES = ("normalizer", "reconciler", "router", "cdc")
+PROCESSOR_STAGES = ("normalizer", "reconciler", "messenger", "breakers", "cdc")
 
 RAW_WEBHOOKS = "webhooks.raw.v1"
 PAYMENT_EVENTS = "payments.events.v1"
@@ -37,6 +37,15 @@ PAYMENT_ORDERS = "fees.payment-orders.v1"
 INVOICE_STATUS = "fees.invoice-status.v1"
 PAYMENTS_RECORDED = "fees.payments-recorded.v1"
 NOTIFICATION_REQUESTS = "notifications.requests.v1"
+# Connector results of messaging providers and delivery receipts, re-keyed by tenant.
+NOTIFICATION_UPDATES = "notifications.updates.v1"
+MESSAGE_EVENTS = "notifications.message-events.v1"
+BULK_REQUESTS = "notifications.bulk-requests.v1"
+BULK_REPORTS = "notifications.bulk-reports.v1"
+# Circuit breakers: call outcomes and probe requests (keyed by account), and the
+# state the keeper folds them into (compacted; every connector worker reads it whole).
+BREAKER_EVENTS = "hub.breakers.events.v1"
+BREAKERS = "hub.breakers.v1"
 ORDER_LINKS = "hub.reconciler.order-links.v1"
 PAYMENT_MATCHES = "hub.reconciler.payment-matches.v1"
 DLQ_STATE = "hub.dlq.state.v1"
@@ -76,7 +85,18 @@ INVOICE_STATES = "invoices"
 ORDER_LINK_STATES = "order-links"
 PARKED_PAYMENTS = "parked-payments"
 CDC_ROWS = "cdc-rows"
-STATE_TABLES = (SEEN_WEBHOOKS, INVOICE_STATES, ORDER_LINK_STATES, PARKED_PAYMENTS, CDC_ROWS)
+# The messenger's, per tenant partition: messages, bulks, receipt links, limits.
+MESSAGE_STATES = "messages"
+BREAKER_STATES = "breakers"
+STATE_TABLES = (
+    SEEN_WEBHOOKS,
+    INVOICE_STATES,
+    ORDER_LINK_STATES,
+    PARKED_PAYMENTS,
+    CDC_ROWS,
+    MESSAGE_STATES,
+    BREAKER_STATES,
+)
 
 
 def table_topic(table: str) -> str:
@@ -192,9 +212,54 @@ def _business_topics() -> list[TopicSpec]:
         ),
         TopicSpec(
             NOTIFICATION_REQUESTS,
-            "<tenant>:<recipient>",
+            "<tenant>",
             _ns("NotificationRequest"),
-            "SMS and email to send; the router picks the provider",
+            "SMS, email and WhatsApp to send; the messenger picks the provider",
+        ),
+        TopicSpec(
+            BULK_REQUESTS,
+            "<tenant>",
+            _ns("BulkSendRequest"),
+            "bulk sends (a template to many recipients), in parts",
+        ),
+        TopicSpec(
+            NOTIFICATION_UPDATES,
+            "<tenant>",
+            _ns("DeliveryReceipt"),
+            "messenger-internal: delivery receipts, and messaging providers' send results "
+            "(ConnectorResult), re-keyed by tenant",
+        ),
+        TopicSpec(
+            MESSAGE_EVENTS,
+            "<tenant>",
+            _ns("MessageEvent"),
+            "every step of every message: its story (hub messages show)",
+            retention_ms=30 * DAY_MS,
+        ),
+        TopicSpec(
+            BULK_REPORTS,
+            "<tenant>:<bulk id>",
+            _ns("BulkReport"),
+            "where each bulk send stands (hub bulk status)",
+            retention_ms=30 * DAY_MS,
+            cleanup_policy="compact,delete",
+        ),
+        TopicSpec(
+            BREAKER_EVENTS,
+            "<tenant>:<provider>:<account>",
+            "json",
+            "circuit breakers: call outcomes and probe requests from connector workers",
+            retention_ms=DAY_MS,
+            encoding="json",
+        ),
+        TopicSpec(
+            BREAKERS,
+            "<tenant>:<provider>:<account>",
+            "json",
+            "circuit breakers: each account's state, read whole by every connector worker",
+            retention_ms=-1,
+            cleanup_policy="compact",
+            encoding="json",
         ),
         TopicSpec(
             ORDER_LINKS,

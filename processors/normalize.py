@@ -20,6 +20,7 @@ from providers.payments import FollowUp
 from providers.spec import NormalizationError
 from schemas.events import (
     ConnectorCommand,
+    DeliveryReceipt,
     PaymentEvent,
     RawWebhook,
 )
@@ -37,7 +38,7 @@ __all__ = [
 SOURCE = "normalizer"
 
 
-def _fields(raw: RawWebhook, body_format: str) -> dict[str, object]:
+def _fields(raw: RawWebhook, body_format: str, arrays: bool = False) -> dict[str, object]:
     if body_format != "json":
         try:
             return dict(parse_qsl(raw.body.decode("utf-8"), keep_blank_values=True))
@@ -47,16 +48,21 @@ def _fields(raw: RawWebhook, body_format: str) -> dict[str, object]:
         body = orjson.loads(raw.body)
     except orjson.JSONDecodeError as exc:
         raise NormalizationError(f"webhook body is not JSON: {exc}") from exc
+    if isinstance(body, list) and arrays:
+        return {"items": body}  # a batch of events, as the ingress read it
     if not isinstance(body, dict):
         raise NormalizationError("webhook body is not a JSON object")
     return body
 
 
-def normalize(raw: RawWebhook) -> PaymentEvent | FollowUp | None:
+def normalize(
+    raw: RawWebhook,
+) -> PaymentEvent | FollowUp | DeliveryReceipt | list[DeliveryReceipt] | None:
     declared = providers.registry().get(raw.provider)
     if declared is None or declared.webhooks is None:
         raise NormalizationError(f"no normalizer for provider {raw.provider!r}")
-    return declared.webhooks.normalize(raw, _fields(raw, declared.webhooks.body_format))
+    webhooks = declared.webhooks
+    return webhooks.normalize(raw, _fields(raw, webhooks.body_format, webhooks.json_arrays))
 
 
 def follow_up_command(raw: RawWebhook, follow_up: FollowUp) -> ConnectorCommand:

@@ -28,6 +28,7 @@ Category = Literal[
     "payment",
     "sms",
     "email",
+    "whatsapp",
     "push",
     "chat",
     "storage",

@@ -10,14 +10,14 @@ the simulator wiring, `hub providers` and the README table come from this.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pydantic import BaseModel, SecretStr
 
 from providers.base import Category, ProviderAdapter
-from schemas.events import PaymentEvent, RawWebhook
+from schemas.events import DeliveryReceipt, PaymentEvent, RawWebhook
 
 if TYPE_CHECKING:
     from providers.payments import FollowUp
@@ -69,7 +69,12 @@ class DeliveryVerifier(Protocol):
     def verify_delivery(self, delivery: Delivery, secret: str, account: BaseModel) -> bool: ...
 
 
-Normalizer = Callable[[RawWebhook, dict[str, Any]], "PaymentEvent | FollowUp | None"]
+# A payment event, a follow-up command (ask the gateway), the delivery receipts of
+# messages (a provider may batch several in one delivery: SendGrid), or None (ignored).
+Normalizer = Callable[
+    [RawWebhook, dict[str, Any]],
+    "PaymentEvent | FollowUp | DeliveryReceipt | list[DeliveryReceipt] | None",
+]
 # How the delivery's payload is read: a JSON body, a form body, or (GET) the query string.
 BodyFormat = Literal["json", "form", "query"]
 
@@ -93,6 +98,8 @@ class Webhooks:
     # The account field holding the secret the verifier checks against.
     secret_field: str = "webhook_secret"  # noqa: S105 - a field name
     body_format: BodyFormat = "json"
+    # The JSON body is an array of events (SendGrid batches them): read as {"items": [...]}.
+    json_arrays: bool = False
     methods: tuple[str, ...] = ("POST",)
     # The delivery's event type (for logs, audit and the raw record) ...
     event_type: Callable[[Mapping[str, Any]], str | None] = default_event_type
@@ -105,6 +112,31 @@ class Webhooks:
     # Query parameters `event_type` and `event_id` see besides the body's fields
     # (M-Pesa's `kind`: its C2B validation and confirmation share one body shape).
     query_fields: tuple[str, ...] = ()
+    # A subscription check the ingress answers itself, before any verification (Meta's
+    # GET ?hub.mode=subscribe&hub.verify_token=..&hub.challenge=..): the query parameters
+    # and the tenant's candidate tokens -> the plain-text body to answer 200 with, or None
+    # for a 403. Only a GET is one; nothing reaches Kafka.
+    challenge: Callable[[Mapping[str, str], Sequence[str]], str | None] | None = None
+    # The account field (a SecretStr) holding the token the challenge is checked against.
+    challenge_field: str = ""
+
+
+@dataclass(frozen=True)
+class Messaging:
+    """What the messenger (processors.messaging) knows of an SMS, email or WhatsApp provider."""
+
+    # The provider's documented send rate per account, messages per second (None: none
+    # documented). A tenant's policy may set a lower one; the messenger never exceeds it.
+    rate_per_second: float | None = None
+    # Whether it reports delivery: a message without a final receipt by the deadline is
+    # sent once more through the backup. False (SMTP, SES without SNS): accepted is final.
+    receipts: bool = True
+    # Error codes (ConnectorResult.error_code) of permanent failures that belong to the
+    # account, not the message (suspended, out of balance): the backup provider is tried.
+    account_errors: frozenset[str] = frozenset()
+    # Sends registered templates only, never free text (MSG91's DLT flows, WhatsApp
+    # outside its 24 h window): a message without a template of this provider's skips it.
+    templates_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -124,6 +156,8 @@ class Provider:
     operations: tuple[str, ...] = field(default=())
     # Payment gateways: an approved order must be captured by the hub (PayPal).
     manual_capture: bool = False
+    # SMS, email and WhatsApp providers: rates, receipts, account-level errors.
+    messaging: Messaging | None = None
 
     def __post_init__(self) -> None:
         if API not in self.base_urls:

@@ -24,6 +24,8 @@ from simulators import control, sync_control
 from simulators.common import SimContext
 from simulators.payments import CallbackSender, control_routes
 from simulators.razorpay_webhooks import WebhookSender
+from simulators.receipts import Receipts
+from simulators.receipts import routes as receipt_routes
 from simulators.state import SimState
 
 
@@ -67,6 +69,8 @@ def create_app(
         webhooks=WebhookSender(sim_state, tenants, webhook_url_template, webhook_transport),
         callbacks=CallbackSender(webhook_url_template, webhook_transport),
     )
+    ctx.receipts = Receipts(ctx.callbacks)
+    sim_state.on_reset.append(ctx.receipts.reset)
     modules = simulated()
     # Gateways first: their routes serve the store their control plane pays into.
     for module in modules.values():
@@ -79,6 +83,7 @@ def create_app(
     mounts = [Mount(path, routes=module.routes(ctx)) for path, module in modules.items()]
     sim_control = control.routes(ctx) + sync_control.routes(ctx)
     sim_control += control_routes(ctx.gateways, ctx.callbacks)
+    sim_control += receipt_routes(ctx.receipts)
     app = Starlette(routes=[*mounts, Mount("/_sim", routes=sim_control)])
     app.state.sim = ctx
     return app

@@ -243,6 +243,26 @@ class SimulatorClient:
         found = self._json(self._http.get(self._url("/razorpay/webhooks")))["webhooks"]
         return cast(list[dict[str, Any]], found)
 
+    # --- messaging: which messages arrive, and their receipts ----------------
+
+    def undeliverable(self, addresses: list[str], provider: str | None = None) -> None:
+        """These recipients' messages are accepted but never arrive (an undelivered receipt)."""
+        body = {"addresses": addresses, **({"provider": provider} if provider else {})}
+        self._json(self._http.post(self._url("/messages/undeliverable"), json=body))
+
+    def silent(self, addresses: list[str], provider: str | None = None) -> None:
+        """These recipients' messages get no receipt at all."""
+        body = {"addresses": addresses, **({"provider": provider} if provider else {})}
+        self._json(self._http.post(self._url("/messages/silent"), json=body))
+
+    def clear_receipt_rules(self) -> None:
+        self._http.delete(self._url("/messages/rules")).raise_for_status()
+
+    def receipts(self, provider: str | None = None) -> list[dict[str, Any]]:
+        params = {"provider": provider} if provider else {}
+        found = self._json(self._http.get(self._url("/messages/receipts"), params=params))
+        return cast(list[dict[str, Any]], found["receipts"])
+
     # --- Google tokens and outbound-sync state ----------------------------
 
     def expire_google_tokens(self) -> int:

@@ -24,6 +24,7 @@ from simulators.state import Fault, HeldResponse, RecordedRequest, SimState, low
 if TYPE_CHECKING:
     from simulators.payments import CallbackSender, GatewaySim
     from simulators.razorpay_webhooks import WebhookSender
+    from simulators.receipts import Receipts
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -40,7 +41,7 @@ HOLD_POLL_SECONDS = 0.02
 
 FORM_TYPE = "application/x-www-form-urlencoded"
 # Headers that carry credentials: recorded as "***".
-MASKED_HEADERS = ("authorization", "authkey", "x-client-secret")
+MASKED_HEADERS = ("authorization", "authkey", "apikey", "x-client-secret")
 
 
 @dataclass
@@ -51,6 +52,8 @@ class SimContext:
     # Payment gateways' simulators by provider name, and where their callbacks go.
     callbacks: CallbackSender
     gateways: dict[str, GatewaySim] = field(default_factory=dict)
+    # Messaging simulators' delivery receipts (simulators.receipts); set by the app.
+    receipts: Receipts = field(default=None)  # type: ignore[assignment]  # the app sets it
 
     def webhook_url(self, provider: str, tenant: str) -> str:
         """Where `provider` sends `tenant`'s webhooks by default (its dashboard setting)."""

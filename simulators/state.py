@@ -33,6 +33,12 @@ Provider = Literal[
     "paytm",
     "stripe",
     "mpesa",
+    "msg91",
+    "africastalking",
+    "ses",
+    "smtp",
+    "mailgun",
+    "whatsapp",
 ]
 PROVIDERS: tuple[Provider, ...] = get_args(Provider)
 

@@ -19,7 +19,7 @@ import orjson
 import structlog
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from core.audit import AuditSink, Exchange, KafkaAuditSink, inbound_record
@@ -35,6 +35,7 @@ from webhook_ingress.decision import (
     Rejection,
     accept,
     acknowledgement,
+    answer_challenge,
     check_headers,
     check_route,
     webhooks_of,
@@ -180,6 +181,16 @@ class Ingress:
             "tenant": tenant,
             "remote_addr": request.client.host if request.client else None,
         }
+        # A subscription check (Meta's GET hub.challenge) is answered here, before any
+        # signature check, and never produced: it carries no event.
+        query = dict(request.query_params)
+        challenge = answer_challenge(provider, tenant, self.tenants, request.method, query)
+        if challenge is not None:
+            if challenge.status != 200:
+                log.warning("webhook.challenge_refused", security_event=True, **context)
+            else:
+                log.info("webhook.challenge_answered", **context)
+            return PlainTextResponse(challenge.body, status_code=challenge.status)
         route = check_route(provider, tenant, self.tenants, request.method)
         if isinstance(route, Rejection):
             return _reject(route, **context)

@@ -77,6 +77,35 @@ def check_route(
     return keys
 
 
+@dataclass(frozen=True)
+class ChallengeAnswer:
+    """The answer to a provider's subscription check: plain text, never produced to Kafka."""
+
+    status: int
+    body: str
+
+
+def answer_challenge(
+    provider: str, tenant: str, tenants: TenantDirectory, method: str, query: Mapping[str, str]
+) -> ChallengeAnswer | None:
+    """A GET to a provider that declares a subscription check (Meta's hub.challenge) is
+    one: 200 with the body the provider's check returns when the token is one of the
+    tenant's enabled accounts' `challenge_field`, else 403. None: not a challenge."""
+    webhooks = webhooks_of(provider)
+    if webhooks is None or webhooks.challenge is None or method != "GET":
+        return None
+    known = tenants.get(tenant)
+    tokens: list[str] = []
+    for account in known.accounts_for(provider) if known else []:
+        token = getattr(account.config, webhooks.challenge_field, None)
+        if isinstance(token, SecretStr) and token.get_secret_value():
+            tokens.append(token.get_secret_value())
+    body = webhooks.challenge(query, tokens) if tokens else None
+    if body is None:
+        return ChallengeAnswer(403, "Forbidden")
+    return ChallengeAnswer(200, body)
+
+
 def check_headers(
     headers: Mapping[str, str], max_body: int, body_format: BodyFormat = "json"
 ) -> Rejection | None:
@@ -94,7 +123,9 @@ def check_headers(
     return None
 
 
-def parse_payload(body: bytes, body_format: BodyFormat) -> dict[str, Any] | Rejection:
+def parse_payload(
+    body: bytes, body_format: BodyFormat, *, arrays: bool = False
+) -> dict[str, Any] | Rejection:
     """The delivery's fields: a JSON object, or a form's (or a GET's query) pairs."""
     if body_format != "json":
         try:
@@ -107,8 +138,12 @@ def parse_payload(body: bytes, body_format: BodyFormat) -> dict[str, Any] | Reje
         parsed = orjson.loads(body)
     except orjson.JSONDecodeError:
         return Rejection(400, "body is not valid JSON")
+    if isinstance(parsed, list) and arrays:
+        return {"items": parsed}  # a batch of events (SendGrid's event webhook)
     if not isinstance(parsed, dict):
-        return Rejection(400, "body must be a JSON object")
+        return Rejection(
+            400, "body must be a JSON array" if arrays else "body must be a JSON object"
+        )
     return parsed
 
 
@@ -143,7 +178,7 @@ def accept(
         return Rejection(401, "signature does not match the body", security=True)
     # A GET (Pesapal's IPN) carries its fields in the query string: that is its body.
     body = delivery.body if webhooks.body_format != "query" else query_body(delivery)
-    parsed = parse_payload(body, webhooks.body_format)
+    parsed = parse_payload(body, webhooks.body_format, arrays=webhooks.json_arrays)
     if isinstance(parsed, Rejection):
         return parsed
     described = described_fields(webhooks, delivery, parsed)
@@ -190,5 +225,9 @@ def acknowledgement(webhooks: Webhooks, raw: RawWebhook) -> Mapping[str, Any] | 
     """The provider's own success answer for an accepted delivery (None: the hub's)."""
     if webhooks.acknowledge is None:
         return None
-    parsed = parse_payload(raw.body, "json" if webhooks.body_format == "json" else "form")
+    parsed = parse_payload(
+        raw.body,
+        "json" if webhooks.body_format == "json" else "form",
+        arrays=webhooks.json_arrays,
+    )
     return webhooks.acknowledge(parsed) if isinstance(parsed, dict) else None

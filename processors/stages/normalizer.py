@@ -1,4 +1,5 @@
-"""Normalizer stage: raw webhooks -> de-duplicated, provider-neutral payment events.
+"""Normalizer stage: raw webhooks -> de-duplicated, provider-neutral payment events
+and delivery receipts.
 
 The dedup table remembers each webhook's `<provider>:<tenant>:<event id>` (the
 raw topic's key, so it is partitioned exactly like its input) with the time
@@ -15,12 +16,18 @@ from confluent_kafka import Message
 
 from core.kafka import Record
 from core.settings import Settings
-from core.topics import PAYMENT_EVENTS, RAW_WEBHOOKS, SEEN_WEBHOOKS, commands_topic
+from core.topics import (
+    NOTIFICATION_UPDATES,
+    PAYMENT_EVENTS,
+    RAW_WEBHOOKS,
+    SEEN_WEBHOOKS,
+    commands_topic,
+)
 from processors.emit import Emit, to_records
 from processors.normalize import FollowUp, expired, follow_up_command, is_duplicate, normalize
 from processors.runner import Stage, StepContext
 from schemas.codec import Codec
-from schemas.events import RawWebhook, decode_as
+from schemas.events import DeliveryReceipt, RawWebhook, decode_as
 
 log = structlog.get_logger("processors.stages.normalizer")
 
@@ -53,6 +60,10 @@ def stage(settings: Settings, codec: Codec) -> Stage:
                 tenant=raw.header.tenant,
             )
             return to_records(codec, [Emit(commands_topic(raw.provider), command)])
+        if isinstance(payment, DeliveryReceipt | list):
+            receipts = payment if isinstance(payment, list) else [payment]
+            # The messenger keys a tenant's messages by tenant (processors.messaging).
+            return to_records(codec, [Emit(NOTIFICATION_UPDATES, r) for r in receipts])
         return to_records(codec, [Emit(PAYMENT_EVENTS, payment)])
 
     def forget_old_webhooks(ctx: StepContext) -> list[Record]:

@@ -13,6 +13,7 @@ from schemas.events._base import Event, _Model, entity_key, new_id
 class Channel(StrEnum):
     SMS = "SMS"
     EMAIL = "EMAIL"
+    WHATSAPP = "WHATSAPP"
 
 
 class Priority(StrEnum):
@@ -34,10 +35,18 @@ class NotificationRequest(Event):
     subject: str | None = None
     text: str
     html: str | None = None
+    # A named template of the tenant's (processors.templates) rendered with `variables`
+    # in `locale`; `text`/`subject`/`html` are then ignored (and may be empty).
     template: str | None = None
+    variables: dict[str, str] = Field(default_factory=dict)
+    locale: str | None = None
+    # Set on the messages of a bulk send (BulkSendRequest): the report counts them.
+    bulk_id: str | None = None
 
     def key(self) -> str:
-        return entity_key(self.header.tenant, self.to)
+        # Keyed by tenant: a school's messages share one partition, where its
+        # quotas, per-recipient limits, bulk reports and message stories live.
+        return self.header.tenant
 
 
 class CreatePaymentOrder(_Model):
@@ -97,6 +106,15 @@ class SendSms(_Model):
 
     to: str
     text: str
+    # Where the provider posts this message's delivery receipts, for providers that
+    # take it per message (Twilio's StatusCallback); None: the account's dashboard setting.
+    callback_url: str | None = None
+    # Template sends (MSG91's Flow API): the provider's template id and its variables;
+    # India's DLT registration ids travel with them (TRAI).
+    template_id: str | None = None
+    variables: dict[str, str] = Field(default_factory=dict)
+    dlt_template_id: str | None = None
+    dlt_entity_id: str | None = None
 
 
 class SendEmail(_Model):
@@ -108,6 +126,21 @@ class SendEmail(_Model):
     subject: str
     text: str
     html: str | None = None
+
+
+class SendWhatsApp(_Model):
+    """A WhatsApp Business template message (outside the 24 h window only templates go)."""
+
+    SCHEMA: ClassVar[str] = "com.integrationhub.SendWhatsApp"
+    OPERATION: ClassVar[str] = "whatsapp.send"
+
+    to: str
+    template: str  # the approved template's name at Meta
+    language: str = "en"
+    parameters: list[str] = Field(default_factory=list)  # the body's {{1}}, {{2}}, ...
+    # Echoed in the status webhooks (biz_opaque_callback_data): ties a receipt to the message.
+    callback_data: str | None = None
+    text: str = ""  # the rendered text, for the message's story (not sent)
 
 
 class UpdateDirectoryUser(_Model):
@@ -155,6 +188,7 @@ CommandPayload = (
     | FetchPaymentStatus
     | CapturePayment
     | RefundPayment
+    | SendWhatsApp
 )
 _PAYLOADS: dict[str, type[CommandPayload]] = {
     p.SCHEMA: p
@@ -169,6 +203,7 @@ _PAYLOADS: dict[str, type[CommandPayload]] = {
         FetchPaymentStatus,
         CapturePayment,
         RefundPayment,
+        SendWhatsApp,
     )
 }
 

@@ -13,9 +13,11 @@ from providers.razorpay import RazorpayAccount, RazorpayVerifier
 from providers.spec import Delivery
 from schemas.events import RawWebhook
 from webhook_ingress.decision import (
+    ChallengeAnswer,
     Rejection,
     WebhookKey,
     accept,
+    answer_challenge,
     check_headers,
     check_route,
     query_body,
@@ -92,7 +94,7 @@ def test_rejections(headers: dict[str, str], body: bytes, status: int, security:
 
 def test_the_ingress_verifies_with_the_providers_own_verifier() -> None:
     assert isinstance(verifier_for("razorpay"), RazorpayVerifier)
-    assert verifier_for("twilio") is None  # declared without webhooks: it never calls the hub
+    assert verifier_for("gworkspace") is None  # declared without webhooks: never calls the hub
     assert verifier_for("nosuch") is None
 
 
@@ -239,3 +241,72 @@ def test_a_get_delivery_keeps_its_query_as_the_body_without_the_secret_token() -
     url = "http://ingress.test/webhooks/pesapal/t?OrderTrackingId=trk-1&token=s3cret&x=1"
     delivery = Delivery("GET", url, {}, {}, b"", "127.0.0.1")
     assert query_body(delivery) == b"OrderTrackingId=trk-1&x=1"
+
+
+# --- subscription checks (Meta's GET hub.challenge), answered before any verification ----
+
+CHALLENGED = parse_tenants(
+    tomllib.loads(
+        """
+[tenants.hillside.accounts.wa-main]
+provider = "whatsapp"
+phone_number_id = "106540352242922"
+access_token = "EAAG-main"
+app_secret = "main-app-secret"
+verify_token = "main-verify-token"
+
+[tenants.hillside.accounts.wa-second]
+provider = "whatsapp"
+priority = 5
+phone_number_id = "106540352242923"
+access_token = "EAAG-second"
+app_secret = "second-app-secret"
+verify_token = "second-verify-token"
+
+[tenants.hillside.accounts.wa-closed]
+provider = "whatsapp"
+enabled = false
+phone_number_id = "106540352242924"
+access_token = "EAAG-closed"
+app_secret = "closed-app-secret"
+verify_token = "closed-verify-token"
+"""
+    )
+)
+
+
+def subscribe(token: str, challenge: str = "1158201444") -> dict[str, str]:
+    return {"hub.mode": "subscribe", "hub.verify_token": token, "hub.challenge": challenge}
+
+
+@pytest.mark.parametrize("token", ["main-verify-token", "second-verify-token"])
+def test_a_subscription_check_with_an_accounts_token_is_answered_with_its_challenge(
+    token: str,
+) -> None:
+    answer = answer_challenge("whatsapp", "hillside", CHALLENGED, "GET", subscribe(token))
+    assert answer == ChallengeAnswer(200, "1158201444")
+
+
+@pytest.mark.parametrize(
+    ("tenant", "query"),
+    [
+        ("hillside", subscribe("closed-verify-token")),  # a disabled account's token
+        ("hillside", subscribe("main-app-secret")),  # another field's secret
+        ("hillside", {"hub.mode": "subscribe", "hub.challenge": "1"}),
+        ("hillside", {}),
+        ("nobody", subscribe("main-verify-token")),  # an unknown tenant
+    ],
+)
+def test_any_other_subscription_check_is_403(tenant: str, query: dict[str, str]) -> None:
+    assert answer_challenge("whatsapp", tenant, CHALLENGED, "GET", query) == ChallengeAnswer(
+        403, "Forbidden"
+    )
+
+
+def test_only_a_get_to_a_provider_with_a_check_is_one() -> None:
+    query = subscribe("main-verify-token")
+    assert answer_challenge("whatsapp", "hillside", CHALLENGED, "POST", query) is None
+    # Pesapal's IPN is a GET too, but Pesapal declares no subscription check.
+    assert answer_challenge("pesapal", "greenwood", TENANTS, "GET", query) is None
+    assert answer_challenge("razorpay", "greenwood", TENANTS, "GET", query) is None
+    assert answer_challenge("nosuch", "greenwood", TENANTS, "GET", query) is None

@@ -236,16 +236,16 @@ def test_an_unknown_provider_is_a_normalization_error() -> None:
 
 
 def test_a_provider_that_sends_no_webhooks_is_a_normalization_error() -> None:
-    raw = raw_webhook(webhook_body(), provider="twilio")
+    raw = raw_webhook(webhook_body(), provider="gworkspace")
 
-    with pytest.raises(NormalizationError, match="no normalizer for provider 'twilio'"):
+    with pytest.raises(NormalizationError, match="no normalizer for provider 'gworkspace'"):
         normalize(raw)
 
 
 def test_normalization_error_is_a_value_error() -> None:
     assert issubclass(NormalizationError, ValueError)
     assert {"cashfree", "razorpay"} <= set(providers.with_webhooks())
-    assert "twilio" not in providers.with_webhooks()
+    assert "gworkspace" not in providers.with_webhooks()
     webhooks = providers.get("razorpay").webhooks
     assert webhooks is not None and webhooks.normalize is normalize_razorpay
 
