@@ -33,6 +33,7 @@ from pydantic import ValidationError
 
 import providers
 from core.tenants import ProviderAccount, Tenant, TenantDirectory
+from providers.sendgrid_events import event_webhook_keypair
 
 _TENANT_KEYS = frozenset({"name", "enabled", "accounts", "routing"})
 _ACCOUNT_KEYS = frozenset({"provider", "priority", "enabled"})
@@ -143,6 +144,7 @@ def demo_tenant_config(
         return secrets.token_hex(n)
 
     t = tenant_id
+    sendgrid_key = f"SG.{secrets.token_urlsafe(16)}.{secrets.token_urlsafe(32)}"
     return f"""[tenants.{t}]
 name = "{name}"
 
@@ -218,9 +220,58 @@ from_number = "+15005550007"
 
 [tenants.{t}.accounts.sendgrid-primary]
 provider = "sendgrid"
-api_key = "SG.{secrets.token_urlsafe(16)}.{secrets.token_urlsafe(32)}"
+api_key = "{sendgrid_key}"
 from_email = "fees@{t}.school.example"
 from_name = "{name}"
+# Derived from the API key for the simulator to sign with; a real account pastes
+# the Event Webhook's verification key from SendGrid's dashboard.
+webhook_public_key = "{event_webhook_keypair(sendgrid_key).public_key}"
+
+[tenants.{t}.accounts.mailgun-primary]
+provider = "mailgun"
+domain = "mg.{t}.school.example"
+api_key = "{secrets.token_hex(16)}-{secrets.token_hex(4)}-{secrets.token_hex(4)}"
+from_email = "fees@mg.{t}.school.example"
+from_name = "{name}"
+webhook_signing_key = "{token(16)}"
+region = "us"
+
+[tenants.{t}.accounts.whatsapp-primary]
+provider = "whatsapp"
+phone_number_id = "{10**14 + secrets.randbelow(9 * 10**14)}"
+access_token = "EAAG{secrets.token_urlsafe(48)}"
+app_secret = "{secrets.token_hex(16)}"
+verify_token = "{token(16)}"
+waba_id = "{10**14 + secrets.randbelow(9 * 10**14)}"
+
+[tenants.{t}.accounts.msg91-primary]
+provider = "msg91"
+authkey = "{secrets.randbelow(900000) + 100000}A{secrets.token_hex(9)}"
+sender = "SCHOOL"
+webhook_token = "{token(20)}"
+
+[tenants.{t}.accounts.africastalking-primary]
+provider = "africastalking"
+username = "{t}-school"
+api_key = "atsk_{token(32)}"
+webhook_token = "{token(20)}"
+
+[tenants.{t}.accounts.ses-primary]
+provider = "ses"
+access_key_id = "AKIA{secrets.token_hex(8).upper()}"
+secret_access_key = "{secrets.token_urlsafe(30)}"
+region = "ap-south-1"
+from_email = "notices@{t}.school.example"
+
+[tenants.{t}.accounts.smtp-primary]
+provider = "smtp"
+host = "smtp.{t}.school.example"
+port = 587
+username = "hub@{t}.school.example"
+password = "{token(16)}"
+from_email = "office@{t}.school.example"
+# The simulators' SMTP sink speaks no TLS (a real server: keep STARTTLS on).
+starttls = false
 
 [tenants.{t}.accounts.gworkspace-primary]
 provider = "gworkspace"
@@ -245,7 +296,10 @@ provider = "smsgateway"
 api_key = "{token(16)}"
 
 [tenants.{t}.routing]
-sms = ["twilio-primary", "twilio-backup"]
-email = ["sendgrid-primary"]
+# Seed 000: Twilio first, MSG91 behind it (for its DLT templates), Twilio's second
+# number last; seed 002: SendGrid with Amazon SES as the backup.
+sms = ["twilio-primary", "msg91-primary", "twilio-backup"]
+email = ["sendgrid-primary", "ses-primary"]
+whatsapp = ["whatsapp-primary"]
 payment = [{", ".join(f'"{label}"' for label in payment)}]
 """

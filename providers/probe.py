@@ -34,6 +34,7 @@ from core.masking import MASKER, mask_text, truncate
 from core.settings import Settings
 from core.tenants import ProviderAccount, Tenant
 from providers.base import AuthError, ProviderAdapter, RetryLater
+from providers.smtp_transport import smtp_mounts
 from providers.token_auth import TokenUnavailableError
 
 ProbeStatus = Literal["ok", "auth_failed", "unreachable", "unsupported"]
@@ -101,7 +102,7 @@ async def _call(
             if http is not None:
                 response = await _send(http, request, auth)
             else:
-                async with httpx.AsyncClient(timeout=timeout) as client:
+                async with httpx.AsyncClient(timeout=timeout, mounts=smtp_mounts()) as client:
                     response = await _send(client, request, auth)
     except AuthError as exc:
         return ProbeResult("auth_failed", f"credentials refused: {exc}")

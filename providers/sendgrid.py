@@ -11,6 +11,12 @@ That feed has limits the executor must live with: it is a paid add-on (without
 it, or without the key's Email Activity scope, the query is refused: 403); it
 allows 6 requests a minute (429); and it is eventually consistent, so only a
 NotFound older than `lookup_settle_seconds` means "never sent".
+
+Delivery receipts come from the signed Event Webhook (`providers.sendgrid_events`):
+the account's `webhook_public_key` is the verification key SendGrid's dashboard shows
+(Mail Settings > Event Webhook > Signature Verification); without one the ingress
+refuses the tenant's event deliveries. SendGrid documents no per-account send rate
+for Mail Send (unconfirmed), so none is declared.
 """
 
 from __future__ import annotations
@@ -32,7 +38,12 @@ from providers.base import (
     json_or_empty,
 )
 from providers.lookup import Found, LookupOutcome, NotFound, query_failed
-from providers.spec import API, Provider
+from providers.sendgrid_events import (
+    SendGridEventVerifier,
+    event_type,
+    normalize_sendgrid_events,
+)
+from providers.spec import API, Messaging, Provider, Webhooks
 from schemas.events import ConnectorCommand, SendEmail
 
 # At most one message per recipient carries a command's key; 10 is SendGrid's default.
@@ -45,6 +56,9 @@ class SendGridAccount(BaseModel):
     api_key: SecretStr
     from_email: str
     from_name: str = ""
+    # The Event Webhook's verification key (base64 DER, from SendGrid's dashboard). A
+    # public key: a SecretStr only so the ingress finds it as the webhook secret field.
+    webhook_public_key: SecretStr = SecretStr("")
 
 
 def _account(tenant: Tenant, command: ConnectorCommand) -> SendGridAccount:
@@ -176,6 +190,21 @@ PROVIDER = Provider(
     adapter=SendGrid(),
     base_urls={API: "https://api.sendgrid.com"},
     simulator_paths={API: "/sendgrid"},
-    summary="Email: Mail Send v3, with Email Activity lookups",
+    summary="Email: Mail Send v3, with Email Activity lookups and signed event receipts",
     docs_url="https://www.twilio.com/docs/sendgrid/api-reference/mail-send/mail-send",
+    webhooks=Webhooks(
+        verifier=SendGridEventVerifier(),
+        normalize=normalize_sendgrid_events,
+        secret_field="webhook_public_key",  # noqa: S106 - a field name
+        body_format="json",
+        json_arrays=True,  # SendGrid posts a batch of events as one JSON array
+        event_type=event_type,
+    ),
+    messaging=Messaging(
+        rate_per_second=None,  # no per-account Mail Send rate documented (unconfirmed)
+        receipts=True,  # the Event Webhook: delivered / bounce / dropped
+        # SendGrid's account refusals (401 bad key, 403 no credits or a suspended
+        # account) carry no error code classify could report: none to match yet.
+        account_errors=frozenset(),
+    ),
 )

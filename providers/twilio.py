@@ -20,6 +20,19 @@ were sent: a message still `queued`/`accepted` has no DateSent yet.
 
 The match is exact on the body: Twilio stores the body as sent from a plain From
 number (Messaging Services' smart encoding or link shortening would change it).
+
+Delivery receipts: a command's `callback_url` goes out as `StatusCallback`; Twilio
+posts each later status there, signed with the account's auth token
+(providers.twilio_status: the verifier and normalizer). Twilio calls back only
+when asked: a message sent without one has no receipts.
+
+Sending rate: Twilio queues what it cannot send at once and releases one message
+segment per second per US/Canada long code (twilio.com/docs/api/errors/21611 and
+the support article "Understanding Twilio Rate Limits and Message Queues"); short
+codes (100+), toll-free numbers and other countries' senders differ, and newer
+accounts get account-level throughput instead. 1/s is the documented default
+for the sender the demo uses, per sender, not a per-account figure, and in
+segments: a three-segment message takes three seconds.
 """
 
 from __future__ import annotations
@@ -44,7 +57,8 @@ from providers.base import (
     json_or_empty,
 )
 from providers.lookup import Found, LookupOutcome, NextPage, NotFound, as_utc, query_failed
-from providers.spec import API, Provider
+from providers.spec import API, Messaging, Provider, Webhooks
+from providers.twilio_status import TwilioVerifier, event_id, event_type, normalize_twilio
 from schemas.events import ConnectorCommand, SendSms
 
 API_PATH = "/2010-04-01/Accounts/"
@@ -53,6 +67,14 @@ LOOKUP_PAGE_SIZE = 50
 CLOCK_SKEW = timedelta(minutes=5)
 # What a phone number may carry besides its digits ("+91 98765-43210").
 _NUMBER_PUNCTUATION = re.compile(r"[\s().-]")
+# Error codes meaning the account, not the message, is unusable: the backup is tried.
+ACCOUNT_ERRORS = frozenset(
+    {
+        "20003",  # "Authenticate": wrong credentials, or a suspended or closed account (401)
+        "30002",  # "Account suspended" (balance, billing, policy): receipts and the resource
+        "10001",  # "Account is not active": unconfirmed (not found on twilio.com)
+    }
+)
 
 
 class TwilioAccount(BaseModel):
@@ -99,6 +121,8 @@ class Twilio:
     ) -> httpx.Request:
         account = _account(tenant, command)
         form = {"To": payload.to, "From": account.from_number, "Body": payload.text}
+        if payload.callback_url:
+            form["StatusCallback"] = payload.callback_url  # where this message's receipts go
         return httpx.Request(
             "POST", _messages_url(base_url, account), data=form, headers=_auth(account)
         )
@@ -211,6 +235,20 @@ PROVIDER = Provider(
     adapter=Twilio(),
     base_urls={API: "https://api.twilio.com"},
     simulator_paths={API: "/twilio"},
-    summary="SMS: Programmable Messaging, with message lookups for in-doubt sends",
+    summary="SMS: Programmable Messaging, status-callback receipts, lookups of in-doubt sends",
     docs_url="https://www.twilio.com/docs/messaging/api/message-resource",
+    webhooks=Webhooks(
+        verifier=TwilioVerifier(),
+        normalize=normalize_twilio,
+        secret_field="auth_token",  # noqa: S106 - Twilio signs callbacks with the auth token
+        body_format="form",
+        event_type=event_type,
+        event_id=event_id,
+    ),
+    messaging=Messaging(
+        # One segment a second per US/Canada long code (module docstring); per sender.
+        rate_per_second=1.0,
+        receipts=True,
+        account_errors=ACCOUNT_ERRORS,
+    ),
 )

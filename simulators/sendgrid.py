@@ -6,20 +6,33 @@
 - `GET /v3/scopes`: the key's scopes (`sendgrid_api`, with the auth and error shapes).
 
 How the simulated feed differs from SendGrid's is told in `sendgrid_activity`.
+
+After accepting a mail, each `to` recipient's fate (`ctx.receipts.outcome`) is posted
+to the tenant's Event Webhook URL (`ctx.receipts.default_url`) as SendGrid would: one
+signed JSON array per recipient, `[processed, delivered]`, `[processed, bounce]` (status
+"5.1.1") or nothing. The signing key is derived from the API key the mail was sent with
+(`providers.sendgrid_events.event_webhook_keypair`), whose public key the demo tenant
+file writes into the account. The activity feed is not told of bounces: it still shows
+every mail delivered after a second.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
+import time
 from collections.abc import Mapping
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any
 
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from simulators.common import Call, SimContext, provider_endpoint
+from core.tenants import Tenant
+from providers.sendgrid_events import EventWebhookKeys, event_webhook_keypair, sign_events
+from simulators.common import Call, SimContext, bearer_token, provider_endpoint
+from simulators.payments import SentCallback
 from simulators.sendgrid_activity import get_message, list_messages
 from simulators.sendgrid_api import AUTH_FAILED, SPEC, Problem, error, list_scopes, problem
 from simulators.state import StoredMail
@@ -51,6 +64,9 @@ PLAIN_FIRST = (
     "If present, text/plain content must be first, followed by text/html, followed by any "
     "other content."
 )
+BOUNCE_STATUS = "5.1.1"
+BOUNCE_REASON = "550 5.1.1 The email account that you tried to reach does not exist"
+USER_AGENT = "SendGrid Event API"
 
 
 def _valid_email(value: Any) -> bool:
@@ -152,9 +168,91 @@ def _send(ctx: SimContext, call: Call) -> Response:
     if problems:
         return error(400, problems)
     message_id = secrets.token_urlsafe(16)
-    mails = ctx.state.mails.setdefault(call.tenant.id, [])
-    mails += activity_messages(call.body, message_id, ctx.state.clock())
+    accepted = activity_messages(call.body, message_id, ctx.state.clock())
+    ctx.state.mails.setdefault(call.tenant.id, []).extend(accepted)
+    api_key = bearer_token(call.request.headers) or ""
+    _schedule_events(ctx, call.tenant, keys_for(api_key), message_id, accepted)
     return Response(status_code=202, headers={"X-Message-Id": message_id})
+
+
+# --- the Event Webhook ------------------------------------------------------------
+
+
+@lru_cache(maxsize=64)
+def keys_for(api_key: str) -> EventWebhookKeys:
+    return event_webhook_keypair(api_key)
+
+
+def mail_event(mail: StoredMail, event: str, now: int) -> dict[str, Any]:
+    """One Event Webhook event for one recipient; the send's custom_args at the top level."""
+    found: dict[str, Any] = {
+        **mail.unique_args,
+        "email": mail.to_email,
+        "timestamp": now,
+        "smtp-id": f"<{mail.msg_id.split('.', 1)[0]}@ismtpd0001p1.sendgrid.net>",
+        "event": event,
+        "category": [],
+        "sg_event_id": secrets.token_urlsafe(16),
+        "sg_message_id": mail.msg_id,
+    }
+    if event == "delivered":
+        found.update(response="250 2.0.0 OK", tls=1, ip="127.0.0.1")
+    elif event == "bounce":
+        found.update(
+            status=BOUNCE_STATUS,
+            reason=BOUNCE_REASON,
+            type="bounce",
+            bounce_classification="Invalid Address",
+            ip="127.0.0.1",
+        )
+    return found
+
+
+def event_batch(
+    tenant: Tenant, keys: EventWebhookKeys, url: str, message_id: str, events: list[dict[str, Any]]
+) -> SentCallback:
+    """A signed Event Webhook delivery: a JSON array of events."""
+    body = json.dumps(events, separators=(",", ":")).encode()
+    return SentCallback(
+        provider="sendgrid",
+        tenant=tenant.id,
+        order_id=message_id,
+        payment_id="",
+        event=str(events[-1]["event"]),
+        url=url,
+        body=body,
+        headers={
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+            **sign_events(body, keys.private_key),
+        },
+    )
+
+
+def _schedule_events(
+    ctx: SimContext,
+    tenant: Tenant,
+    keys: EventWebhookKeys,
+    message_id: str,
+    accepted: list[StoredMail],
+) -> None:
+    url = ctx.receipts.default_url("sendgrid", tenant.id)
+    batches: list[list[dict[str, Any]]] = []
+    now = int(time.time())
+    for mail in accepted:
+        arrival = ctx.receipts.outcome("sendgrid", mail.to_email)
+        if arrival != "silent":
+            final = "delivered" if arrival == "delivered" else "bounce"
+            batches.append([mail_event(mail, "processed", now), mail_event(mail, final, now)])
+    if not batches:
+        return
+
+    async def post() -> None:
+        for events in batches:
+            # Signed when sent, as SendGrid signs each delivery.
+            await ctx.receipts.post(event_batch(tenant, keys, url, message_id, events))
+
+    ctx.receipts.later(post)
 
 
 def activity_messages(body: Mapping[str, Any], message_id: str, now: float) -> list[StoredMail]:

@@ -10,8 +10,19 @@ What every Twilio resource shares (auth, errors) and the Account resource, which
 hub's test connection fetches, are in `twilio_api`.
 
 Every created message is kept (per account, cleared by a reset); see `view` for its
-status progression. Not simulated: failed/undelivered messages, Messaging Services
-(scheduling, smart encoding), media, deleting or redacting messages.
+status progression. Whether it arrives is the receipt rules' word when it is created
+(simulators.receipts: `POST /_sim/messages/undeliverable` or `/silent`).
+
+Status callbacks: a message created with `StatusCallback` (an http(s) URL, else
+error 21609) gets Twilio's callbacks there, form-encoded and signed with the
+account's auth token over that exact URL (X-Twilio-Signature): `sent`, then
+`delivered`, or `undelivered` with ErrorCode 30003 for an undeliverable address;
+none for a silent one. Twilio calls back only when asked: without StatusCallback,
+none. The stored message moves with its callbacks, so list and fetch show them.
+
+Not simulated: failed messages (refused on create instead), the `sending` status,
+callback retries, Messaging Services (scheduling, smart encoding), media, deleting
+or redacting messages.
 """
 
 from __future__ import annotations
@@ -21,10 +32,10 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from email.utils import format_datetime, parsedate_to_datetime
+from email.utils import parsedate_to_datetime
 from functools import partial
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from starlette.datastructures import QueryParams
 from starlette.responses import JSONResponse, Response
@@ -40,17 +51,26 @@ from simulators.twilio_api import (
     fetch_account,
     not_found,
 )
+from simulators.twilio_status import (
+    FINAL_STATUS,
+    TwilioMessage,
+    advance,
+    arrival_of,
+    post_callbacks,
+    rfc2822,
+)
 
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 MAX_BODY_CHARS = 1600
 
-# A deterministic status progression by age: "queued" (no date_sent) when created,
-# "sent" SEND_AFTER s later, "delivered" DELIVER_AFTER s after creation.
+# Without a status callback, a deterministic progression by age: "queued" (no date_sent)
+# when created, "sent" SEND_AFTER s later, delivered (or not) DELIVER_AFTER s after creation.
 SEND_AFTER = 1.0
 DELIVER_AFTER = 3.0
 DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE = 50, 1000
 # The list filters in the order Twilio writes them into its page URIs.
 FILTERS = ("To", "From", "DateSent", "DateSent<", "DateSent>")
+MAX_CALLBACK_URL = 4000  # twilio.com/docs/api/errors/21609
 
 # GSM 03.38 basic character set (without the escape) and its extension table,
 # whose characters take two septets each.
@@ -78,6 +98,21 @@ def _address(value: str) -> str:
     return value.removeprefix("whatsapp:")
 
 
+def _valid_callback(url: str) -> bool:
+    """A fully qualified http(s) URL of at most 4000 characters, no underscore in its host."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+    except ValueError:
+        return False
+    return (
+        len(url) <= MAX_CALLBACK_URL
+        and parts.scheme in ("http", "https")
+        and bool(host)
+        and "_" not in host
+    )
+
+
 def _validate(fields: dict[str, str]) -> JSONResponse | None:
     to = fields.get("To", "")
     body = fields.get("Body", "")
@@ -91,16 +126,19 @@ def _validate(fields: dict[str, str]) -> JSONResponse | None:
         return error(400, 21211, f"The 'To' number {to} is not a valid phone number.")
     if len(body) > MAX_BODY_CHARS:
         return error(400, 21617, "The concatenated message body exceeds the 1600 character limit.")
-    return None
+    return _callback_problem(fields.get("StatusCallback"))
 
 
-def _rfc2822(timestamp: float) -> str:
-    return format_datetime(datetime.fromtimestamp(int(timestamp), UTC))
+def _callback_problem(url: str | None) -> JSONResponse | None:
+    if url is None or _valid_callback(url):
+        return None
+    # The code is Twilio's; the message's wording is unconfirmed.
+    return error(400, 21609, f"The StatusCallback URL {url} is not a valid URL.")
 
 
 def message_resource(account_sid: str, fields: dict[str, str], created: float) -> dict[str, Any]:
     sid = "SM" + secrets.token_hex(16)
-    now = _rfc2822(created)
+    now = rfc2822(created)
     uri = f"/{API_VERSION}/Accounts/{account_sid}/Messages/{sid}"
     body = fields.get("Body", "")
     return {
@@ -128,19 +166,21 @@ def message_resource(account_sid: str, fields: dict[str, str], created: float) -
 
 
 def view(message: StoredSms, now: float) -> dict[str, Any]:
-    """The message as Twilio would show it `now`: queued, then sent, then delivered.
+    """The message as Twilio would show it `now`: queued, then sent, then where it ends.
 
     Real Twilio moves at the carrier's pace (queued → sending → sent → delivered,
-    or failed/undelivered); here the age alone decides, so tests can freeze the
-    clock (`SimState.clock`) to keep a message queued.
+    or failed/undelivered). Here a status callback moves the stored message; without
+    one its age decides (sent SEND_AFTER s after creation, delivered or undelivered
+    DELIVER_AFTER s after), so tests can freeze the clock (`SimState.clock`) to keep
+    a message queued. A silent address's message stays "sent".
     """
     resource = dict(message.resource)
     age = now - message.created
-    if age >= SEND_AFTER:
-        sent = _rfc2822(message.created + SEND_AFTER)
-        resource.update(status="sent", date_sent=sent, date_updated=sent)
-    if age >= DELIVER_AFTER:
-        resource.update(status="delivered", date_updated=_rfc2822(message.created + DELIVER_AFTER))
+    if age >= SEND_AFTER and resource["status"] == "queued":
+        advance(resource, "sent", message.created + SEND_AFTER)
+    final = FINAL_STATUS[arrival_of(message)]
+    if age >= DELIVER_AFTER and final is not None and resource["status"] in ("queued", "sent"):
+        advance(resource, final, message.created + DELIVER_AFTER)
     return resource
 
 
@@ -157,8 +197,13 @@ def _create_message(ctx: SimContext, call: Call) -> Response:
         return problem
     created = ctx.state.clock()
     resource = message_resource(account_sid, fields, created)
-    ctx.state.sms.setdefault(account_sid, []).append(StoredSms(resource, created))
-    return JSONResponse(resource, status_code=201)
+    message = TwilioMessage(resource, created, ctx.receipts.outcome("twilio", fields["To"]))
+    ctx.state.sms.setdefault(account_sid, []).append(message)
+    answer = JSONResponse(resource, status_code=201)  # rendered now, before any callback
+    callback = fields.get("StatusCallback")
+    if callback and message.arrival != "silent":
+        ctx.receipts.later(partial(post_callbacks, ctx, message, callback))
+    return answer
 
 
 # --- reading messages back ----------------------------------------------------------

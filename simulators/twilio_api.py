@@ -71,7 +71,8 @@ def error_for_status(status: int) -> Response:
     return error(status, 20000 + status, phrase)
 
 
-def _account(ctx: SimContext, sid: str) -> tuple[Tenant, TwilioAccount] | None:
+def account_of(ctx: SimContext, sid: str) -> tuple[Tenant, TwilioAccount] | None:
+    """The tenant and account whose SID this is."""
     found = ctx.tenants.find_account("twilio", account_sid=sid)
     if found is None:
         return None
@@ -82,7 +83,7 @@ def _account(ctx: SimContext, sid: str) -> tuple[Tenant, TwilioAccount] | None:
 
 def authenticate(ctx: SimContext, headers: Headers) -> Tenant | None:
     creds = basic_credentials(headers)
-    found = _account(ctx, creds[0]) if creds is not None else None
+    found = account_of(ctx, creds[0]) if creds is not None else None
     if creds is None or found is None:
         return None
     expected = found[1].auth_token.get_secret_value().encode()
@@ -128,7 +129,7 @@ def fetch_account(ctx: SimContext, call: Call) -> Response:
     sid = authorized_sid(call)
     if isinstance(sid, Response):
         return sid
-    found = _account(ctx, sid)
+    found = account_of(ctx, sid)
     if found is None:  # authenticated a moment ago, gone since (a tenant reload)
         return not_found(call)
     return JSONResponse(account_resource(*found))

@@ -77,6 +77,24 @@ REFUSALS: dict[str, tuple[str, str]] = {
         "credentials refused: token endpoint answered 400: Invalid Authentication passed"
         " (400.008.01)",
     ),
+    "msg91": ("authkey", "401 from msg91: Invalid authentication key (207)"),
+    "africastalking": (
+        "api_key",
+        "401 from africastalking: The supplied authentication is invalid",
+    ),
+    "whatsapp": (
+        "access_token",
+        "401 from whatsapp: Invalid OAuth access token - Cannot parse access token (190)",
+    ),
+    "mailgun": ("api_key", "401 from mailgun: Forbidden (401)"),
+    "ses": (
+        "secret_access_key",
+        "403 from ses: The request signature we calculated does not match the signature you"
+        " provided. Check your AWS Secret Access Key and signing method. Consult the service"
+        " documentation for details. (SignatureDoesNotMatch)",
+    ),
+    # The simulator's HTTP bridge to its SMTP sink answers a refused login as the transport does.
+    "smtp": ("password", "401 from smtp: SMTP 535 5.7.8 Authentication credentials invalid (535)"),
 }
 # Which simulator route the probe reaches, as recorded (the Google ones after a token).
 PROBE_PATHS = {
@@ -94,12 +112,19 @@ PROBE_PATHS = {
     "paytm": "/paytm/v3/order/status",
     "stripe": "/stripe/v1/balance",
     "mpesa": "/mpesa/mpesa/stkpushquery/v1/query",
+    "msg91": "/msg91/api/balance.php",
+    "africastalking": "/africastalking/version1/user",
+    "whatsapp": "/whatsapp/v21.0/{phone_number_id}",
+    "mailgun": "/mailgun/v3/domains/mg.{tenant}.school.example",
+    "ses": "/ses/v2/email/account",
+    "smtp": "/smtp/login",
 }
 # Cashfree's probe fetches an order that does not exist: its 404 proves the credentials.
 # M-Pesa's probe queries a CheckoutRequestID that does not exist: Daraja's 400 for it does.
 PROBE_OK_STATUS = {"cashfree": 404, "mpesa": 400, "paypal": 404}
 # Paytm refuses a checksum its merchant key did not make with HTTP 200, resultStatus "F".
-REFUSED_STATUS = {"paytm": 200}
+# SES refuses a signature made with another secret with 403 SignatureDoesNotMatch.
+REFUSED_STATUS = {"paytm": 200, "ses": 403}
 
 
 @pytest.fixture
@@ -146,7 +171,10 @@ async def test_probe_is_ok_with_the_accounts_credentials(
         assert (result.status, result.http_status) == ("ok", status), result.detail
         [recorded] = sim_state(app).recorder.list(provider)[-1:]
         sid = getattr(account.config, "account_sid", "")
-        assert recorded.path == PROBE_PATHS[provider].format(sid=sid, tenant=tenant_id)
+        number = getattr(account.config, "phone_number_id", "")
+        assert recorded.path == PROBE_PATHS[provider].format(
+            sid=sid, phone_number_id=number, tenant=tenant_id
+        )
         # The simulator found the account's own tenant by its credentials.
         assert (recorded.tenant, recorded.response_status) == (tenant_id, status)
 

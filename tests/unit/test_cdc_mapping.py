@@ -145,9 +145,9 @@ def test_load_mapping_of_a_file_without_targets_is_empty(tmp_path: Path) -> None
 
 
 def test_load_mapping_rejects_an_unknown_provider(tmp_path: Path) -> None:
-    path = mapping_file(tmp_path, target_toml(provider="whatsapp"))
+    path = mapping_file(tmp_path, target_toml(provider="carrierpigeon"))
 
-    with pytest.raises(MappingError, match="sms: unknown provider 'whatsapp'"):
+    with pytest.raises(MappingError, match="sms: unknown provider 'carrierpigeon'"):
         load_mapping(path)
 
 

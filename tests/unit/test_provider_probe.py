@@ -10,9 +10,11 @@ import asyncio
 import base64
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs
 
+import botocore.auth
 import httpx
 import pytest
 from paytmchecksum import verifySignature
@@ -47,6 +49,13 @@ BASE_URLS = {
     "pesapal": "http://pesapal.test/v3",
     "pesapal.token": TOKEN_URL,
     "flutterwave": "http://flutterwave.test",
+    "msg91": "http://msg91.test",
+    "africastalking": "http://africastalking.test",
+    "whatsapp": "http://whatsapp.test/v21.0",  # Graph's version is in the base URL
+    "mailgun": "http://mailgun.test",
+    "ses": "http://ses.test",
+    # A configured server wins over the account's host and port (the simulators' sink).
+    "smtp": "smtp://smtp.test:2525",
 }
 SETTINGS = Settings(provider_base_urls=BASE_URLS, http_connect_timeout=2.0, http_read_timeout=7.0)
 SID = "AC0123456789abcdef0123456789abcdef"
@@ -58,6 +67,23 @@ GATEWAY_KEY = "gateway-authkey-0001"
 CF_SECRET = "cfsk_ma_test_probe0001"
 PAYTM_KEY = "paytm-probe-0001"  # Paytm's merchant keys are 16 characters (an AES-128 key)
 STRIPE_KEY = "sk_test_stripe-probe-0001"
+MSG91_KEY = "msg91-authkey-0001"
+AT_KEY = "atsk_africastalking-probe-0001"
+WA_NUMBER_ID = "106540352242922"
+WA_TOKEN = "EAAwhatsapp-probe-0001"
+MAILGUN_DOMAIN = "mg.school.example"
+MAILGUN_KEY = "key-mailgun-probe-0001"
+SES_KEY_ID = "AKIAIOSFODNN7EXAMPLE"
+SES_SECRET = "ses-secret-access-key-0001"
+# SigV4 signs the time: the SES row's Authorization is the one for this instant.
+SES_NOW = datetime(2026, 3, 1, 9, 45, tzinfo=UTC)
+SES_AUTHORIZATION = (
+    f"AWS4-HMAC-SHA256 Credential={SES_KEY_ID}/20260301/ap-south-1/ses/aws4_request, "
+    "SignedHeaders=host;x-amz-date, "
+    "Signature=bcaf14f85ae1ef6c66420ae20c63511e19899366eace0a856583b1bc31d908cd"
+)
+SMTP_USER = "fees@school.example"
+SMTP_PASSWORD = "smtp-password-0001"
 
 Handler = Callable[[httpx.Request], httpx.Response]
 
@@ -65,6 +91,12 @@ Handler = Callable[[httpx.Request], httpx.Response]
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture
+def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """botocore's clock at SES_NOW, so a SigV4 signature is the same on every run."""
+    monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda: SES_NOW)
 
 
 def account(provider: str, **overrides: Any) -> ProviderAccount:
@@ -112,6 +144,36 @@ def account(provider: str, **overrides: Any) -> ProviderAccount:
             "client_email": "push@school-app.iam.gserviceaccount.com",
             "private_key": new_rsa_key_pem(),
             "project_id": "school-parent-app",
+        },
+        "msg91": {"authkey": MSG91_KEY, "webhook_token": "msg91-webhook-token"},
+        "africastalking": {
+            "username": "school-one",
+            "api_key": AT_KEY,
+            "webhook_token": "at-webhook-token",
+        },
+        "whatsapp": {
+            "phone_number_id": WA_NUMBER_ID,
+            "access_token": WA_TOKEN,
+            "app_secret": "whatsapp-app-secret",
+            "verify_token": "whatsapp-verify-token",
+        },
+        "mailgun": {
+            "domain": MAILGUN_DOMAIN,
+            "api_key": MAILGUN_KEY,
+            "from_email": "fees@school.example",
+            "webhook_signing_key": "mailgun-signing-key",
+        },
+        "ses": {
+            "access_key_id": SES_KEY_ID,
+            "secret_access_key": SES_SECRET,
+            "region": "ap-south-1",
+            "from_email": "fees@school.example",
+        },
+        "smtp": {
+            "host": "smtp.school.example",
+            "username": SMTP_USER,
+            "password": SMTP_PASSWORD,
+            "from_email": "fees@school.example",
         },
     }
     return providers.parse_account(provider, f"{provider}-primary", fields[provider] | overrides)
@@ -185,12 +247,25 @@ PROBE_REQUESTS = [
      "Bearer FLWSECK_TEST-probe-X"),
     ("pesapal", "GET", "http://pesapal.test/v3/api/URLSetup/GetIpnList", "authorization",
      "Bearer ya29.probe"),
+    ("msg91", "GET", "http://msg91.test/api/balance.php?type=4", "authkey", MSG91_KEY),
+    ("africastalking", "GET", "http://africastalking.test/version1/user?username=school-one",
+     "apikey", AT_KEY),
+    ("whatsapp", "GET", f"http://whatsapp.test/v21.0/{WA_NUMBER_ID}", "authorization",
+     f"Bearer {WA_TOKEN}"),
+    ("mailgun", "GET", f"http://mailgun.test/v3/domains/{MAILGUN_DOMAIN}", "authorization",
+     basic("api", MAILGUN_KEY)),
+    # SigV4 (botocore's signer, service "ses") at SES_NOW: tests/unit/test_provider_ses.py
+    # checks the signer against AWS's published vector and one written from the spec.
+    ("ses", "GET", "http://ses.test/v2/email/account", "authorization",
+     SES_AUTHORIZATION),
+    # Not HTTP: SmtpTransport connects, logs in with these and quits (the GET sends nothing).
+    ("smtp", "GET", "smtp://smtp.test:2525/", "authorization", basic(SMTP_USER, SMTP_PASSWORD)),
 ]  # fmt: skip
 
 
 @pytest.mark.parametrize(("provider", "method", "url", "header", "credential"), PROBE_REQUESTS)
 async def test_each_adapter_probes_with_a_cheap_read(
-    provider: str, method: str, url: str, header: str, credential: str
+    provider: str, method: str, url: str, header: str, credential: str, frozen_clock: None
 ) -> None:
     result, fake = await probe_with(account(provider), answer(200, {"ok": True}))
     api_call = fake.requests[-1]
