@@ -158,6 +158,21 @@ def in_doubt_failure(command: ConnectorCommand, reason: str, since_ms: int) -> C
     )
 
 
+CIRCUIT_OPEN = "circuit_open"
+
+
+def circuit_open(command: ConnectorCommand, reason: str) -> ConnectorResult:
+    """Not sent: the account's circuit breaker is open (core.breaker). Retryable: the
+    messenger sends it through the backup, or a retry tier brings it back later."""
+    return ConnectorResult(
+        **_base(command, 0),
+        status=ResultStatus.FAILED,
+        retryable=True,
+        error_code=CIRCUIT_OPEN,
+        error_message=reason,
+    )
+
+
 def _utc(ms: float) -> datetime:
     return datetime.fromtimestamp(ms / 1000, UTC)
 

@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from connectors.tiers import RetryHistory, ToTier, next_step, tier_headers
+from connectors.executor import CIRCUIT_OPEN
+from connectors.tiers import RetryHistory, ToTier, next_step, same_tier, tier_headers
 from core.dead_letters import Failure, SourceRecord, build_dead_letter
 from core.kafka import Record, event_record
 from core.topics import connector_stage, dlq_topic, results_topic
@@ -63,6 +64,11 @@ def records_for(
         return [result_record]
     if result.retryable:
         step = next_step(history, ctx.provider, ctx.tiers, result.attempts, now_ms)
+        if result.error_code == CIRCUIT_OPEN and ctx.tiers:
+            # Not called at all (the account's breaker is open): wait in the same tier
+            # again, never closer to a dead letter. The breaker always probes after its
+            # open time, so the command comes back to a real call.
+            step = same_tier(history, ctx.provider, ctx.tiers, now_ms)
         if isinstance(step, ToTier):
             headers = tier_headers(
                 source.headers,

@@ -87,6 +87,12 @@ def next_step(
     return ToTier(tier, retry_topic(provider, tier), now_ms + round(tiers[tier - 1] * 1000))
 
 
+def same_tier(history: RetryHistory, provider: str, tiers: Sequence[float], now_ms: int) -> ToTier:
+    """The tier a command is in (the first, if none) once more: a wait that is no failure."""
+    tier = min(max(1, history.tier), len(tiers))
+    return ToTier(tier, retry_topic(provider, tier), now_ms + round(tiers[tier - 1] * 1000))
+
+
 def without_retry_headers(headers: Sequence[tuple[str, bytes | None]]) -> Headers:
     return [(k, v) for k, v in headers if k not in RETRY_HEADERS]
 

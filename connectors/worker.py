@@ -42,6 +42,7 @@ from connectors.executor import (
     in_doubt_failure,
     superseded,
 )
+from connectors.guard import BreakerGuard
 from connectors.ledger_store import LedgerStore
 from connectors.outcomes import OutcomeContext, records_for
 from connectors.registry import adapter
@@ -70,6 +71,7 @@ from core.topics import (
 from core.transactions import FatalTransactionError, Transactor, die
 from providers.base import RetryLater
 from providers.lookup import Found
+from providers.smtp_transport import SmtpTransport
 from schemas.codec import Codec, DecodeError
 from schemas.events import ConnectorCommand, ConnectorResult, decode_as
 
@@ -124,6 +126,7 @@ class ConnectorWorker:
         )
         self.commits: Commits | None = None
         self.executor: CommandExecutor | None = None
+        self.guard = BreakerGuard(provider, settings, tenants, self.worker)
         self.paused: set[int] = set()
         self.restoring: set[int] = set()  # assigned, paused until their ledger is current
         self.restores: set[asyncio.Task[None]] = set()
@@ -150,9 +153,12 @@ class ConnectorWorker:
             self.settings.http_read_timeout, connect=self.settings.http_connect_timeout
         )
         limits = httpx.Limits(max_connections=self.settings.connector_concurrency * 4)
+        self.guard.start()
         log.info("connector.started", provider=self.provider, ledger=str(path))
         audit = KafkaAuditSink(self.settings, self.codec, client_id=f"{self.stage}-audit")
-        async with httpx.AsyncClient(timeout=timeout, limits=limits) as http:
+        # Email over SMTP travels as smtp:// requests (providers.smtp_transport).
+        smtp = {"smtp://": SmtpTransport(), "smtps://": SmtpTransport()}
+        async with httpx.AsyncClient(timeout=timeout, limits=limits, mounts=smtp) as http:
             self.executor = CommandExecutor(
                 adapter(self.provider),
                 settings=self.settings,
@@ -175,6 +181,7 @@ class ConnectorWorker:
             self.consumer.close()  # revokes: what finished is committed first
             store.close()
             audit.close()
+            self.guard.close()
             log.info("connector.stopped", provider=self.provider)
 
     async def _serve(self, stop: asyncio.Event, committer: asyncio.Task[None]) -> None:
@@ -272,6 +279,7 @@ class ConnectorWorker:
             can_look_up=self.executor.can_look_up,
         )
         now = int(time.time() * 1000)
+        extra: list[Record] = []
         if isinstance(decision, ledger.Skip):
             log.info("command.already_carried_out", offset=offset)
             self._commits.finish(partition, offset, [], [])
@@ -287,11 +295,24 @@ class ConnectorWorker:
             log.info("command.superseded", newer=decision.newer_version)
             writes = ledger.outcome(command, result, partition, offset, now_ms=now, mark=mark)
         else:
-            result = await self._carry_out(command, partition, offset, decision)
+            result, told = await self._guarded(command, partition, offset, decision)
             done = int(time.time() * 1000)
             writes = ledger.outcome(command, result, partition, offset, now_ms=done, mark=mark)
+            extra = told
         records = records_for(command, result, source_of(msg), self.outcomes, now)
-        self._commits.finish(partition, offset, records, writes)
+        self._commits.finish(partition, offset, [*records, *extra], writes)
+
+    async def _guarded(
+        self,
+        command: ConnectorCommand,
+        partition: int,
+        offset: int,
+        decision: ledger.LookUp | ledger.Send,
+    ) -> tuple[ConnectorResult, list[Record]]:
+        in_doubt = isinstance(decision, ledger.LookUp) or decision.in_doubt
+        return await self.guard.call(
+            command, in_doubt, lambda: self._carry_out(command, partition, offset, decision)
+        )
 
     async def _carry_out(
         self,

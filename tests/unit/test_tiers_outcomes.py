@@ -257,3 +257,25 @@ def test_a_permanent_failure_with_a_failover_mark_is_still_a_dead_letter() -> No
     rejected = result(cmd, ResultStatus.FAILED, http_status=400, error_message="bad")
     topics = [r.topic for r in records_for(cmd, rejected, source(), CTX, NOW_MS)]
     assert topics == [RESULTS, DLQ]
+
+
+@pytest.mark.parametrize(("tier", "expected"), [(0, 1), (1, 1), (len(TIERS), len(TIERS))])
+def test_a_call_refused_by_an_open_breaker_waits_in_the_same_tier_never_a_dead_letter(
+    tier: int, expected: int
+) -> None:
+    cmd = command()
+    refused = result(
+        cmd,
+        ResultStatus.FAILED,
+        retryable=True,
+        attempts=0,
+        error_code="circuit_open",
+        error_message="circuit open for greenwood:twilio:twilio-primary",
+    )
+    headers = tier_source(tier, 4) if tier else source_headers()
+    [record] = records_for(cmd, refused, source(headers=headers), CTX, NOW_MS)
+    assert record.topic == f"connector.twilio.retry-{expected}.v1"
+    history = RetryHistory.of(record.headers)
+    assert history.tier == expected
+    assert due_at(record.headers) == NOW_MS + int(TIERS[expected - 1] * 1000)
+    assert history.attempts == (4 if tier else 0)
