@@ -104,7 +104,7 @@ def _judge_outboxed(env: Environment, payments: list[Payment], timeout: float) -
 
 def _poison_targets(env: Environment) -> dict[str, str]:
     """Every input topic of every stage -> the stage whose dead-letter topic it ends in."""
-    targets = {RAW_WEBHOOKS: "normalizer", NOTIFICATION_REQUESTS: "router"}
+    targets = {RAW_WEBHOOKS: "normalizer", NOTIFICATION_REQUESTS: "messenger"}
     for topic in (
         PAYMENT_EVENTS,
         ORDER_LINKS,

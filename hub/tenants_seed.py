@@ -47,8 +47,7 @@ def seed_catalog(settings: Settings, tenants: Sequence[Tenant]) -> CatalogServic
 def demo_tenants(names: Sequence[tuple[str, str]] = DEMO_TENANTS) -> list[Tenant]:
     """Demo tenants with fresh random secrets (they only ever meet the simulators)."""
     raw = "\n".join(
-        demo_tenant_config(tenant_id, name, payment_routing(tenant_id))
-        for tenant_id, name in names
+        demo_tenant_config(tenant_id, name, payment_routing(tenant_id)) for tenant_id, name in names
     )
     return list(parse_tenants(tomllib.loads(raw)))
 

@@ -132,6 +132,11 @@ def hub_settings(
         # A payment whose webhook has not come is asked about after seconds, not 15 min
         # (long enough that the chaos flows' webhooks, delayed by kills, come first).
         payment_status_poll_seconds=30.0,
+        # An open breaker probes again after seconds (production: 60 s); a message
+        # accepted without a final receipt fails over after 2 min (production: 10 min).
+        breaker_open_seconds=3.0,
+        breaker_probe_lease_seconds=3.0,
+        receipt_deadline_seconds=120.0,
     )
     settings = with_simulators(settings)
     apply_catalog(

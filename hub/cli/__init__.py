@@ -12,9 +12,11 @@ from hub.cli import (
     dlq_cmd,
     kafka_cmd,
     keys_cmd,
+    messages_cmd,
     providers_cmd,
     publish_cmd,
     run_cmd,
+    templates_cmd,
     tenants_cmd,
     topics_cmd,
 )
@@ -40,9 +42,12 @@ app.add_typer(components_cmd.simulators, name="simulators")
 app.add_typer(providers_cmd.app, name="providers")
 app.add_typer(admin_cmd.admin, name="admin")
 app.add_typer(admin_cmd.api_keys, name="api-keys")
+app.add_typer(templates_cmd.app, name="templates")
 app.add_typer(tenants_cmd.tenants, name="tenants")
 app.add_typer(tenants_cmd.accounts, name="accounts")
 app.add_typer(keys_cmd.keys, name="keys")
+app.add_typer(messages_cmd.messages, name="messages")
+app.add_typer(messages_cmd.bulk, name="bulk")
 app.command()(publish_cmd.publish)
 app.command()(run_cmd.run)
 app.command()(run_cmd.demo)

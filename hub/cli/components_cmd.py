@@ -63,7 +63,7 @@ def serve_ingress(
 
 @processors.command("run")
 def run_processors() -> None:
-    """Run the normalizer, reconciler and router (one transactional consumer group)."""
+    """Run the normalizer, reconciler, messenger and breaker keeper (one consumer group)."""
     from processors.app import run
 
     run(settings())

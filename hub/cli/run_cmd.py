@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import time
+from collections.abc import Callable
 from types import FrameType
 
 import typer
@@ -110,6 +111,36 @@ def play_failover_story(s: Settings) -> None:
         sim.clear_faults()
 
 
+def play_messaging_stories(s: Settings, which: str = "all") -> None:
+    from hub.demo_messages import MessagingStories
+    from hub.demo_messages import StoryFailedError as MessageStoryFailed
+
+    tenant = _story_tenant(s)
+    stories = MessagingStories(s, tenant, SimulatorClient(s.simulator_url), _print_step)
+    plays: dict[str, tuple[str, Callable[[], object]]] = {
+        "email": (
+            "The email failover story (seed 002): SendGrid answers 503, SES takes it",
+            stories.email_failover,
+        ),
+        "sms": (
+            "The SMS receipt story (seed 000): Twilio's receipt says undelivered, MSG91 delivers",
+            stories.sms_receipt_failover,
+        ),
+        "bulk": (
+            "The bulk attendance SMS (seed 000, use case 2): 500 parents, 4 wrong numbers",
+            stories.bulk_attendance,
+        ),
+    }
+    for name, (title, play) in plays.items():
+        if which not in ("all", name):
+            continue
+        console.print(f"\n[bold]{title}[/] ({tenant})")
+        try:
+            play()
+        except (MessageStoryFailed, TimeoutError) as exc:
+            fail(f"the story stopped: {exc}. Component logs: {s.home / 'logs'}")
+
+
 def play_phone_story(s: Settings) -> None:
     console.print("\n[bold]The student data sync story[/] (seed 000, use case 3)")
     story = PhoneSyncStory(s, SimulatorClient(s.simulator_url), _print_step)
@@ -174,6 +205,7 @@ def run(
             play_story(s, "captured")
             play_failover_story(s)
             play_phone_story(s)
+            play_messaging_stories(s)
         _serve(s, stack)
     except (
         KafkaSetupError,
@@ -252,11 +284,22 @@ def demo(
         False, "--failover", help="Play seed 004's dual gateway: Cashfree down, Razorpay takes it."
     ),
     phone: bool = typer.Option(False, "--phone", help="Play the student phone sync story instead."),
+    messages: str | None = typer.Option(
+        None,
+        "--messages",
+        help="Play a messaging story instead: email (SendGrid -> SES), sms (Twilio's "
+        "receipt -> MSG91), bulk (500 parents), or all.",
+    ),
 ) -> None:
     """Play a seed story against a hub that is already running (`hub run`)."""
     s = with_simulators(settings())
     if phone:
         play_phone_story(s)
+        return
+    if messages is not None:
+        if messages not in ("email", "sms", "bulk", "all"):
+            fail("--messages must be email, sms, bulk or all")
+        play_messaging_stories(s, messages)
         return
     if failover:
         play_failover_story(s)

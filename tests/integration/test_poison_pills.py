@@ -67,7 +67,7 @@ def follow_up(settings: Settings, sim: SimulatorClient, stage: str, topic: str) 
         return opened.phone
     phone = unique_phone()
     with EventProducer(settings) as producer:
-        if stage == "router":
+        if stage == "messenger":
             producer.publish(sms_request(phone))
         else:
             producer.publish(
@@ -87,7 +87,7 @@ def follow_up(settings: Settings, sim: SimulatorClient, stage: str, topic: str) 
     [
         (RAW_WEBHOOKS, "normalizer"),
         (INVOICES, "reconciler"),
-        (NOTIFICATION_REQUESTS, "router"),
+        (NOTIFICATION_REQUESTS, "messenger"),
         (commands_topic("twilio"), "connector-twilio"),
     ],
 )

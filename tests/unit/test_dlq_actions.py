@@ -70,7 +70,7 @@ def as_bytes(headers: list[tuple[str, str | bytes | None]]) -> list[tuple[str, b
         ("connector-razorpay", "razorpay"),
         ("connector-nosuch", None),
         ("normalizer", None),
-        ("router", None),
+        ("messenger", None),
         ("twilio", None),
     ],
 )

@@ -120,7 +120,8 @@ def test_demo_tenants_have_every_provider_and_fresh_secrets():
             "twilio-primary",
             "twilio-backup",
         ]
-        assert tenant.routing["sms"] == ("twilio-primary", "twilio-backup")
+        assert tenant.routing["sms"] == ("twilio-primary", "msg91-primary", "twilio-backup")
+        assert tenant.routing["email"] == ("sendgrid-primary", "ses-primary")
     greenwood, riverside, _sunrise = first
     assert not set(greenwood.secret_values()) & set(riverside.secret_values())
     assert not set(greenwood.secret_values()) & set(again[0].secret_values())
