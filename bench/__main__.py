@@ -12,7 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import cdc, e2e, ingress, replay, runner
+from bench import cdc, e2e, ingress, messaging, replay, runner
 from bench.common import bench_environment
 from core.logging import configure_logging
 
@@ -22,6 +22,7 @@ BENCHES = {
     "replay": replay.run,
     "cdc": cdc.run,
     "runner": runner.run,
+    "messaging": messaging.run,
 }
 
 

@@ -235,7 +235,10 @@ class CommandExecutor:
             nonlocal doubt_since, tries
             tries += 1
             if doubt_since is not None and self.can_look_up:
-                checked = await self._check(command, tenant, doubt_since, attempt=tries)
+                # The timed-out request may still be queued at the provider: its absence
+                # counts only a whole HTTP timeout after it was sent (as for a crash).
+                in_flight = self.settings.http_connect_timeout + self.settings.http_read_timeout
+                checked = await self._check(command, tenant, doubt_since, in_flight, attempt=tries)
                 if isinstance(checked, Found):
                     return Delivered(checked.provider_ref, 200, {"found_by": "lookup"})
                 if isinstance(checked, RetryLater):

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from connectors.executor import CIRCUIT_OPEN
+from connectors.ledger import IN_DOUBT_SINCE
 from connectors.tiers import RetryHistory, ToTier, next_step, same_tier, tier_headers
 from core.dead_letters import Failure, SourceRecord, build_dead_letter
 from core.kafka import Record, event_record
@@ -58,7 +59,11 @@ def records_for(
     history = RetryHistory.of(source.headers)
     attempts = history.attempts + result.attempts
     first_ms = history.first_failure_ms or now_ms
-    if result.retryable and command.context.get("failover") == "next":
+    # A message's attempt that may have reached the provider is not failed over: the
+    # backup would send it a second time. It waits in a tier, where the ledger asks the
+    # provider whether it happened (connectors.ledger) before anything is sent again.
+    maybe_sent = "message" in command.context and IN_DOUBT_SINCE in result.details
+    if result.retryable and command.context.get("failover") == "next" and not maybe_sent:
         # Another gateway takes over (processors.fees): retry tiers would keep the
         # parent waiting for minutes on a gateway that is down.
         return [result_record]

@@ -90,7 +90,6 @@ def notify(
             subject=subject,
             text=text,
             html=html,
-            template=key.split(":", 1)[0],
         ),
     )
 

@@ -18,6 +18,7 @@ callback: the missed webhook the hub must find by polling.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import asdict, dataclass, field
 from html import escape
@@ -150,6 +151,10 @@ class CallbackSender:
         self.url_template = url_template
         self._transport = transport
         self.sent: dict[str, SentCallback] = {}
+        # One client for every callback: a new one each time costs an SSL context
+        # (milliseconds of CPU), which a burst of receipts turns into seconds.
+        self._client: httpx.AsyncClient | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def default_url(self, provider: str, tenant: str) -> str:
         return self.url_template.format(provider=provider, tenant=tenant)
@@ -167,18 +172,26 @@ class CallbackSender:
     async def deliver(self, callback: SentCallback, url: str) -> dict[str, Any]:
         status: int | None = None
         error: str | None = None
-        transport = KeepOpen(self._transport) if self._transport is not None else None
         try:
-            async with httpx.AsyncClient(timeout=CALLBACK_TIMEOUT, transport=transport) as client:
-                content = callback.body if callback.method != "GET" else None
-                response = await client.request(
-                    callback.method, url, content=content, headers=callback.headers
-                )
+            content = callback.body if callback.method != "GET" else None
+            response = await self._http().request(
+                callback.method, url, content=content, headers=callback.headers
+            )
             status = response.status_code
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         callback.deliveries.append(CallbackDelivery(url, status, error, time.time()))
         return {"id": callback.id, "url": url, "status": status, "error": error}
+
+    def _http(self) -> httpx.AsyncClient:
+        # Per event loop: a pooled connection belongs to the loop that opened it (tests
+        # run one app under several loops).
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._loop is not loop:
+            transport = KeepOpen(self._transport) if self._transport is not None else None
+            self._client = httpx.AsyncClient(timeout=CALLBACK_TIMEOUT, transport=transport)
+            self._loop = loop
+        return self._client
 
     def reset(self) -> None:
         self.sent.clear()

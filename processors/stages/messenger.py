@@ -37,6 +37,7 @@ from schemas.events import (
     BulkSendRequest,
     ConnectorResult,
     DeliveryReceipt,
+    Event,
     NotificationRequest,
     UnexpectedEventError,
     decode_as,
@@ -53,9 +54,10 @@ RESULT_TOPICS = tuple(results_topic(p) for p in MESSAGING)
 
 
 class Messenger:
-    def __init__(self, ctx: MessengerContext, codec: Codec) -> None:
+    def __init__(self, ctx: MessengerContext, codec: Codec, table: str = MESSAGE_STATES) -> None:
         self.ctx = ctx
         self.codec = codec
+        self.table = table
         # Bulks whose report is due; None: all (after a start, every report once).
         self.dirty: set[str] | None = None
 
@@ -63,16 +65,15 @@ class Messenger:
         topic = msg.topic()
         if topic in RESULT_TOPICS:
             return self._rekey(msg)
-        table = ctx.table(MESSAGE_STATES)
-        if topic == NOTIFICATION_REQUESTS:
-            request = decode_as(self.codec, msg.value(), NotificationRequest)
-            emits = message_flow.on_request(table, request, self.ctx, ctx.now)
-        elif topic == BULK_REQUESTS:
-            part = decode_as(self.codec, msg.value(), BulkSendRequest)
-            emits = bulk.accept_part(table, part, self.ctx, ctx.now)
-            self._touch(part.header.tenant, part.bulk_id)
+        table = ctx.table(self.table)
+        event = decode_event(self.codec, msg.value())
+        if isinstance(event, NotificationRequest):
+            emits = message_flow.on_request(table, event, self.ctx, ctx.now)
+        elif isinstance(event, BulkSendRequest):
+            emits = bulk.accept_part(table, event, self.ctx, ctx.now)
+            self._touch(event.header.tenant, event.bulk_id)
         else:
-            emits = self._update(table, msg, ctx.now)
+            emits = self._update(table, event, ctx.now)
         return to_records(self.codec, emits)
 
     def _rekey(self, msg: Message) -> list[Record]:
@@ -82,8 +83,7 @@ class Messenger:
         update = Emit(NOTIFICATION_UPDATES, result, key=result.header.tenant)
         return to_records(self.codec, [update])
 
-    def _update(self, table: Table, msg: Message, now: float) -> list[Emit]:
-        event = decode_event(self.codec, msg.value())
+    def _update(self, table: Table, event: Event, now: float) -> list[Emit]:
         if isinstance(event, ConnectorResult):
             if event.context.get("bulk"):
                 self._touch(event.header.tenant, event.context["bulk"])
@@ -102,7 +102,7 @@ class Messenger:
             self.dirty.add(bulk.bulk_key(tenant, bulk_id))
 
     def sweep(self, ctx: StepContext) -> list[Record]:
-        table = ctx.table(MESSAGE_STATES)
+        table = ctx.table(self.table)
         emits = message_flow.tick(table, self.ctx, ctx.now)
         for emit in emits:
             bulk_id = getattr(emit.event, "bulk_id", None)

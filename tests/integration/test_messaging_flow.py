@@ -15,7 +15,7 @@ import time
 
 import pytest
 from confluent_kafka import Producer
-from support import TENANT, unique_email, unique_phone
+from support import TENANT, hub_cli, unique_email, unique_phone
 
 from core.breaker import BreakerConfig, BreakerPhase, CallOutcome, Probe, Refuse
 from core.breaker_view import BreakerView, FleetBreakers, event_record
@@ -92,6 +92,20 @@ def test_sms_fails_over_to_msg91_when_twilios_receipt_says_undelivered(
     assert len(sim.requests("twilio", To=phone)) == 1
     [msg91_call] = [r for r in sim.requests("msg91") if phone.lstrip("+") in str(r.get("body"))]
     assert msg91_call["response_status"] == 200
+    # The operator's view of the same story.
+    shown = hub_cli(hub_settings, "messages", "show", message.notification_id, "--tenant", TENANT)
+    assert shown.returncode == 0, shown.stderr
+    # Body rows of the table (a long detail wraps onto rows with an empty step cell).
+    rows = [line.split("│") for line in shown.stdout.splitlines() if line.count("│") >= 6]
+    steps = [row[2].strip() for row in rows if row[2].strip()]
+    assert steps[0] == "REQUESTED"
+    assert steps[-1] == "DELIVERED"
+    assert "FAILING_OVER" in steps
+    delivered = [row for row in rows if row[2].strip() == "DELIVERED"]
+    assert delivered[0][4].strip() == "msg91 / msg91-primary"
+    missing = hub_cli(hub_settings, "messages", "show", "no-such-message")
+    assert missing.returncode == 1
+    assert "no message 'no-such-message' on record" in missing.stdout + missing.stderr
 
 
 def test_email_fails_over_to_ses_when_sendgrid_answers_5xx(
@@ -153,6 +167,14 @@ def test_the_bulk_attendance_sms_to_500_parents_reports_496_delivered_and_4_fail
     assert by_provider == {"twilio": (500, 496, 4), "msg91": (4, 0, 4)}
     assert sorted(f.split(" ")[0] for f in report.failures) == sorted(invalid)
     assert batches[:5] == [100, 200, 300, 400, 500]  # released batch by batch
+    status = hub_cli(hub_settings, "bulk", "status", parts[0].bulk_id, "--tenant", TENANT)
+    assert status.returncode == 0, status.stderr
+    assert "complete" in status.stdout
+    # The first table's body row: total, released, sent, delivered, failed, rejected,
+    # pending, retried on alternate.
+    first = next(line for line in status.stdout.splitlines() if line.count("│") == 9)
+    counts = [cell.strip() for cell in first.split("│")[1:-1]]
+    assert counts == ["500", "500", "0", "496", "4", "0", "0", "4"]
 
 
 def test_breakers_are_shared_by_the_fleet_and_probes_go_to_one_worker(

@@ -122,7 +122,9 @@ async def test_twilio_try_in_doubt_that_happened_is_found_not_sent_again(
     assert sent[0] == "POST"
     assert sent.count("POST") == 1
     assert "GET" in sent
-    assert setup.time.waits == [1.0]
+    # The backoff, then the rest of a whole HTTP timeout (5 + 15 s) since the lost send:
+    # a request still queued at the provider would show up only then.
+    assert setup.time.waits == [1.0, 19.0]
 
 
 @pytest.mark.anyio
@@ -206,7 +208,9 @@ async def test_sendgrid_try_in_doubt_with_a_short_settle_is_found(
     assert result.details["found_by"] == "lookup"
     assert result.provider_ref == mail.msg_id
     assert methods(sim, "sendgrid") == ["POST", "GET"]
-    assert time.waits == [1.0, 4.0]  # backoff, then the rest of the 5 s since the send
+    # The backoff, then the rest of the in-flight margin (5 + 15 s; longer than the 5 s
+    # settle) since the send.
+    assert time.waits == [1.0, 19.0]
 
 
 # --- look_up: a crashed worker's intent ---------------------------------------------------

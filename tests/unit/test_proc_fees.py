@@ -508,7 +508,7 @@ def test_a_captured_payment_marks_the_invoice_paid_and_notifies_the_parent() -> 
     assert sms.to_name == PARENT.name
     assert sms.priority is Priority.HIGH
     assert sms.idempotency_key == f"payment-receipt:{PAYMENT_ID}:sms"
-    assert sms.template == "payment-receipt"
+    assert sms.template is None  # rendered here (processors.messages): no template to render
     assert sms.text.startswith("Payment successful: ₹50,000 ")
     assert "₹50,000" in sms.text
     assert DESCRIPTION in sms.text
