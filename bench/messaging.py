@@ -26,12 +26,12 @@ from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
 
+from bench.runner import _topics
 from catalog.tenant_file import read_tenant_file
 from core.breaker import BreakerConfig
 from core.breaker_view import BreakerView, FleetBreakers
-from core.kafka import Record, admin_config, consume_batch, event_record, producer_config
+from core.kafka import Record, consume_batch, event_record, producer_config
 from core.settings import Settings
 from core.tenants import TenantDirectory
 from core.topics import commands_topic, table_topic
@@ -63,15 +63,6 @@ cost_minor = 20
 rate_per_second = 1000000
 """
 CODEC = SingleObjectCodec()
-
-
-def _topics(settings: Settings, *names: str, compact: str | None = None) -> None:
-    admin = AdminClient(admin_config(settings))
-    specs = [NewTopic(n, 3, 1) for n in names]
-    if compact:
-        specs.append(NewTopic(compact, 3, 1, config={"cleanup.policy": "compact"}))
-    for future in admin.create_topics(specs).values():
-        future.result(30)
 
 
 def _preload(settings: Settings, topic: str) -> None:

@@ -61,7 +61,9 @@ def test_an_account_added_to_the_catalog_sends_the_next_sms_without_a_restart(
         {"account_sid": sid, "auth_token": secrets.token_hex(16), "from_number": "+15005550199"},
     )
     catalog.set_routing(TENANT, {**catalog.get_routing(TENANT), "sms": [LABEL]})
-    assert publish_catalog(catalog, hub_settings) == 1
+    # Published by whichever relay looks first: this one, or the running admin API's
+    # (every 0.5 s); what counts is that the hub then uses the account, checked below.
+    publish_catalog(catalog, hub_settings)
 
     # The router, the connector and the simulator each follow the topic on their own:
     # send until an SMS goes out through the new account (within seconds, not a restart).

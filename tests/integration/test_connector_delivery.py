@@ -50,16 +50,21 @@ def result_for(watch: TopicWatcher, key: str, **kwargs: object) -> list[Connecto
     )
 
 
-def test_provider_503_twice_then_200_is_delivered_once(
+def test_provider_503_twice_fails_over_to_the_backup_and_is_delivered_once(
     hub_settings: Settings, sim: SimulatorClient
 ) -> None:
     phone = unique_phone()
     sim.add_fault("twilio", status=503, times=2, match={"To": phone})
     with TopicWatcher(hub_settings, [results_topic("twilio")]) as watch:
         request = notify(hub_settings, phone)
-        result = result_for(watch, request.idempotency_key)[0]
+        # HUB_FAILOVER_ATTEMPTS (2) tries at the primary, then the school's next account.
+        first = result_for(watch, f"{request.idempotency_key}#1")[0]
+        result = result_for(watch, f"{request.idempotency_key}#2")[0]
+    assert (first.status, first.retryable, first.attempts) == (ResultStatus.FAILED, True, 2)
+    assert first.context["account"] == "twilio-primary"
     assert result.status is ResultStatus.DELIVERED
-    assert result.attempts == 3
+    assert result.attempts == 1
+    assert result.context["account"] == "twilio-backup"
     calls = sms_to(sim, phone)
     assert [c["response_status"] for c in calls] == [503, 503, 201]
     assert len(delivered(calls)) == 1
@@ -73,12 +78,14 @@ def test_provider_400_is_final_and_recorded_without_retrying(
     invalid = "+0" + str(secrets.randbelow(10**6))  # not E.164: Twilio answers 400 / 21211
     with TopicWatcher(hub_settings, [results_topic("twilio")]) as watch:
         request = notify(hub_settings, invalid)
-        result = result_for(watch, request.idempotency_key)[0]
+        key = f"{request.idempotency_key}#1"  # the first attempt's command (the messenger's)
+        result = result_for(watch, key)[0]
         watch.settle(1.0)
-        assert (
-            len(watch.find(ConnectorResult, lambda r: r.idempotency_key == request.idempotency_key))
-            == 1
+        # One result, and no second attempt: an invalid number is not failed over.
+        mine = watch.find(
+            ConnectorResult, lambda r: r.idempotency_key.startswith(request.idempotency_key)
         )
+        assert [r.idempotency_key for r in mine] == [key]
     assert result.status is ResultStatus.FAILED
     assert result.retryable is False
     assert (result.http_status, result.error_code) == (400, "21211")
