@@ -103,17 +103,29 @@ class MessagingConfig:
     defaults: TenantMessaging
     templates: TemplateBook
 
+    # Merged once per tenant: the messenger asks for every message (the config is frozen).
+    _merged: dict[str, TenantMessaging] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
     def for_tenant(self, tenant: str) -> TenantMessaging:
         """The tenant's own (its limits merged over the defaults', its channel policies over
         the defaults' ones), else the defaults."""
+        merged = self._merged.get(tenant)
+        if merged is not None:
+            return merged
         own = self.tenants.get(tenant)
-        if own is None:
-            return self.defaults
-        return replace(
-            own,
-            policies={**self.defaults.policies, **own.policies},
-            limits=own.limits.over(self.defaults.limits),
+        merged = (
+            self.defaults
+            if own is None
+            else replace(
+                own,
+                policies={**self.defaults.policies, **own.policies},
+                limits=own.limits.over(self.defaults.limits),
+            )
         )
+        self._merged[tenant] = merged
+        return merged
 
 
 # --- parsing -------------------------------------------------------------------
