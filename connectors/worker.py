@@ -71,7 +71,7 @@ from core.topics import (
 from core.transactions import FatalTransactionError, Transactor, die
 from providers.base import RetryLater
 from providers.lookup import Found
-from providers.smtp_transport import SmtpTransport
+from providers.smtp_transport import smtp_mounts
 from schemas.codec import Codec, DecodeError
 from schemas.events import ConnectorCommand, ConnectorResult, decode_as
 
@@ -157,8 +157,7 @@ class ConnectorWorker:
         log.info("connector.started", provider=self.provider, ledger=str(path))
         audit = KafkaAuditSink(self.settings, self.codec, client_id=f"{self.stage}-audit")
         # Email over SMTP travels as smtp:// requests (providers.smtp_transport).
-        smtp = {"smtp://": SmtpTransport(), "smtps://": SmtpTransport()}
-        async with httpx.AsyncClient(timeout=timeout, limits=limits, mounts=smtp) as http:
+        async with httpx.AsyncClient(timeout=timeout, limits=limits, mounts=smtp_mounts()) as http:
             self.executor = CommandExecutor(
                 adapter(self.provider),
                 settings=self.settings,
@@ -295,10 +294,9 @@ class ConnectorWorker:
             log.info("command.superseded", newer=decision.newer_version)
             writes = ledger.outcome(command, result, partition, offset, now_ms=now, mark=mark)
         else:
-            result, told = await self._guarded(command, partition, offset, decision)
+            result, extra = await self._guarded(command, partition, offset, decision)
             done = int(time.time() * 1000)
             writes = ledger.outcome(command, result, partition, offset, now_ms=done, mark=mark)
-            extra = told
         records = records_for(command, result, source_of(msg), self.outcomes, now)
         self._commits.finish(partition, offset, [*records, *extra], writes)
 
