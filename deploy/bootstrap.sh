@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # System packages the hub needs and pip cannot install: a JDK 17+ (the Kafka
-# broker and Debezium's Kafka Connect worker), Maven (resolves their jars) and
-# the PostgreSQL server (the CDC demo source and tests). Installs the missing
+# broker, Debezium's Kafka Connect worker, and javac for the hub's Connect config
+# provider), Maven (resolves their jars) and the PostgreSQL server (the CDC demo
+# source and tests). Installs the missing
 # ones from Debian's packages when run as root; otherwise says what to do.
 set -euo pipefail
 
 missing=()
 java_major() { java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1; }
-if ! command -v java >/dev/null || [ "$(java_major)" -lt 17 ]; then missing+=(openjdk-17-jre-headless); fi
+# A JDK, not only a JRE: the hub compiles its Kafka Connect config provider with javac.
+if ! command -v javac >/dev/null || ! command -v java >/dev/null || [ "$(java_major)" -lt 17 ]; then
+  missing+=(openjdk-17-jdk-headless)
+fi
 command -v mvn >/dev/null || missing+=(maven)
 python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)

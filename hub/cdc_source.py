@@ -24,8 +24,10 @@ from urllib.parse import unquote, urlsplit
 
 import httpx
 
+from core.crypto import Keyring
 from core.settings import Settings
 from core.topics import cdc_topic
+from hub.connect_secrets import build_provider, provider_properties, reference, write_sealed
 from hub.local_kafka import DEPLOY_DIR, resolve_classpath
 from producers.outbox import HEADER_COLUMNS
 from producers.outbox import TABLE as OUTBOX_TABLE
@@ -60,6 +62,20 @@ def worker_properties(settings: Settings, offsets_file: Path) -> str:
     )
 
 
+def sealed_file(settings: Settings) -> Path:
+    """Where the worker's sealed secrets live (ciphertext only, see hub/connect_secrets.py)."""
+    return _workdir(settings) / "secrets.sealed"
+
+
+def _workdir(settings: Settings) -> Path:
+    return settings.home / "cdc" / f"{settings.cdc_source_name}-{settings.cdc_slot_name}"
+
+
+def connect_secrets(settings: Settings) -> dict[str, str]:
+    """The values the connectors' configs reference instead of holding them."""
+    return {"database.password": unquote(urlsplit(settings.source_dsn).password or "hub")}
+
+
 def _database(settings: Settings) -> dict[str, object]:
     dsn = urlsplit(settings.source_dsn)
     return {
@@ -68,7 +84,9 @@ def _database(settings: Settings) -> dict[str, object]:
         "database.hostname": dsn.hostname or "127.0.0.1",
         "database.port": dsn.port or 5432,
         "database.user": unquote(dsn.username or "hub"),
-        "database.password": unquote(dsn.password or "hub"),
+        # A reference Connect resolves through the hub's config provider when it starts
+        # the connector: the password itself is never in a properties file.
+        "database.password": reference(sealed_file(settings), "database.password"),
         "database.dbname": dsn.path.lstrip("/") or "school_erp",
     }
 
@@ -210,14 +228,23 @@ def streaming(settings: Settings) -> bool:
 
 def run_source(settings: Settings, heap: str = "512m") -> NoReturn:
     """Replace this process with the Connect worker (so signals reach the JVM directly)."""
-    workdir = settings.home / "cdc" / f"{settings.cdc_source_name}-{settings.cdc_slot_name}"
+    workdir = _workdir(settings)
     workdir.mkdir(parents=True, exist_ok=True)
     classpath = resolve_classpath(settings.home, DEBEZIUM_DIR)
+    provider = build_provider(settings.home, classpath)
+    write_sealed(
+        sealed_file(settings),
+        Keyring.from_settings(settings, create=True),
+        connect_secrets(settings),
+    )
     worker = workdir / "worker.properties"
     connector = workdir / "connector.properties"
     relay = workdir / "outbox.properties"
     # One offsets file for both: Connect keys each position by connector name.
-    worker.write_text(worker_properties(settings, workdir / "offsets.dat"))
+    worker.write_text(
+        worker_properties(settings, workdir / "offsets.dat")
+        + _properties(provider_properties(settings))
+    )
     connector.write_text(connector_properties(settings))
     relay.write_text(outbox_connector_properties(settings))
     argv = [
@@ -227,7 +254,7 @@ def run_source(settings: Settings, heap: str = "512m") -> NoReturn:
         "-XX:+UseG1GC",
         f"-Dlog4j2.configurationFile={DEBEZIUM_DIR / 'log4j2.properties'}",
         "-cp",
-        classpath,
+        f"{provider}{os.pathsep}{classpath}",
         "org.apache.kafka.connect.cli.ConnectStandalone",
         str(worker),
         str(connector),

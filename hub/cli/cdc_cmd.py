@@ -80,15 +80,20 @@ def status() -> None:
 
 @cdc.command()
 def prepare() -> None:
-    """Resolve Debezium's and Kafka Connect's jars with Maven (cached)."""
+    """Resolve Debezium's and Kafka Connect's jars with Maven and build the hub's
+    config provider, which opens the worker's sealed secrets (both cached)."""
     from hub.cdc_source import DEBEZIUM_DIR
+    from hub.connect_secrets import build_provider
     from hub.local_kafka import KafkaSetupError, resolve_classpath
 
     try:
         classpath = resolve_classpath(settings().home, DEBEZIUM_DIR)
+        build_provider(settings().home, classpath)
     except KafkaSetupError as exc:
         fail(str(exc))
-    console.print(f"Debezium classpath ready: {len(classpath.split(':'))} jars")
+    console.print(
+        f"Debezium classpath ready: {len(classpath.split(':'))} jars, and the config provider"
+    )
 
 
 @cdc.command()

@@ -157,7 +157,9 @@ def test_the_relay_is_its_own_connector_with_its_own_slot_and_publication() -> N
     assert relay["topic.prefix"] != cdc["topic.prefix"]
     assert relay["table.include.list"] == "public.hub_outbox"
     assert relay["database.hostname"] == "db.example" and relay["database.port"] == "5433"
-    assert relay["database.password"] == "s3cret"
+    assert relay["database.password"] == cdc["database.password"]
+    assert relay["database.password"].startswith("${hub:")
+    assert cdc_source.connect_secrets(SETTINGS) == {"database.password": "s3cret"}
     # The table is empty by design: nothing to snapshot, no tombstones for its deletes.
     assert relay["snapshot.mode"] == "no_data"
     assert relay["tombstones.on.delete"] == "false"
@@ -222,9 +224,11 @@ def test_the_router_touches_only_outbox_rows_and_only_relayed_records_survive() 
 def test_run_source_starts_one_worker_with_both_connectors(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settings = SETTINGS.model_copy(update={"home": tmp_path})
+    dsn = "postgresql://hub:canary-db-pw@127.0.0.1:5432/school_erp"
+    settings = SETTINGS.model_copy(update={"home": tmp_path, "postgres_dsn": dsn})
     started: list[list[str]] = []
     monkeypatch.setattr(cdc_source, "resolve_classpath", lambda *_a: "a.jar:b.jar")
+    monkeypatch.setattr(cdc_source, "build_provider", lambda *_a: tmp_path / "provider")
 
     def execvp(_file: str, argv: list[str]) -> None:
         started.append(argv)
@@ -239,6 +243,22 @@ def test_run_source_starts_one_worker_with_both_connectors(
     assert cdc.read_text() == cdc_source.connector_properties(settings)
     assert relay.read_text() == cdc_source.outbox_connector_properties(settings)
     assert "offset.storage.file.filename" in worker.read_text()
+    assert argv[argv.index("-cp") + 1] == f"{tmp_path / 'provider'}:a.jar:b.jar"
+    # The password is in no file the worker reads as plain text: a reference, resolved
+    # by the hub's config provider from the sealed file.
+    sealed = cdc_source.sealed_file(settings)
+    for written in (worker, cdc, relay, sealed):
+        assert "canary-db-pw" not in written.read_text()
+    assert properties(cdc.read_text())["database.password"] == (
+        f"${{hub:{sealed}:database.password}}"
+    )
+    assert properties(relay.read_text())["database.password"] == (
+        f"${{hub:{sealed}:database.password}}"
+    )
+    config = properties(worker.read_text())
+    assert config["config.providers"] == "hub"
+    assert config["config.providers.hub.class"] == "hub.connect.SealedConfigProvider"
+    assert config["config.providers.hub.param.keys.file"] == str(settings.master_key_path)
 
 
 def test_streaming_needs_both_connectors_running(monkeypatch: pytest.MonkeyPatch) -> None:
