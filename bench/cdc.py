@@ -22,7 +22,7 @@ from confluent_kafka import Consumer
 from sqlalchemy import text
 
 from bench.common import percentile
-from core.kafka import watermarks
+from core.kafka import client_config, watermarks
 from core.ports import free_port
 from core.settings import Settings
 from core.topics import cdc_topic, changes_topic
@@ -83,7 +83,7 @@ def _latency(
 
 
 def _end(settings: Settings, topic: str) -> int:
-    consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": "bench-end"})
+    consumer = Consumer({**client_config(settings), "group.id": "bench-end"})
     partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
     total = sum(watermarks(consumer, topic, p)[1] for p in partitions)
     consumer.close()

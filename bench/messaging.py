@@ -31,7 +31,7 @@ from bench.runner import _topics
 from catalog.tenant_file import read_tenant_file
 from core.breaker import BreakerConfig
 from core.breaker_view import BreakerView, FleetBreakers
-from core.kafka import Record, consume_batch, event_record, producer_config
+from core.kafka import Record, client_config, consume_batch, event_record, producer_config
 from core.settings import Settings
 from core.tenants import TenantDirectory
 from core.topics import commands_topic, table_topic
@@ -87,7 +87,7 @@ def _preload(settings: Settings, topic: str) -> None:
 
 
 def _ends(settings: Settings) -> list[TopicPartition]:
-    reader = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": "bench-ends"})
+    reader = Consumer({**client_config(settings), "group.id": "bench-ends"})
     try:
         parts = reader.list_topics(COMMANDS, timeout=10).topics[COMMANDS].partitions
         return [
@@ -103,7 +103,7 @@ def _ends(settings: Settings) -> list[TopicPartition]:
 def _count_from(settings: Settings, starts: list[TopicPartition], timeout: float = 600) -> float:
     reader = Consumer(
         {
-            "bootstrap.servers": settings.bootstrap_servers,
+            **client_config(settings),
             "group.id": f"bench-count-{uuid.uuid4().hex}",
             "isolation.level": "read_committed",
         }

@@ -18,7 +18,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from core.dead_letters import Failure, SourceRecord, build_dead_letter
-from core.kafka import admin_config, event_headers, producer_config, watermarks
+from core.kafka import admin_config, client_config, event_headers, producer_config, watermarks
 from core.settings import Settings
 from core.topics import dlq_topic
 from hub.dlq.actions import Operator
@@ -68,7 +68,7 @@ def _write_dead_letters(settings: Settings, count: int) -> None:
 def raw_copy(settings: Settings, source: str, target: str, count: int) -> float:
     consumer = Consumer(
         {
-            "bootstrap.servers": settings.bootstrap_servers,
+            **client_config(settings),
             "group.id": f"bench-{uuid.uuid4().hex}",
             "enable.auto.commit": False,
         }

@@ -25,7 +25,14 @@ from typing import Any
 from confluent_kafka import Consumer, Message, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from core.kafka import Record, admin_config, consume_batch, consumer_config, producer_config
+from core.kafka import (
+    Record,
+    admin_config,
+    client_config,
+    consume_batch,
+    consumer_config,
+    producer_config,
+)
 from core.settings import Settings
 from core.topics import table_topic
 from processors.runner import Stage, StageRunner, StepContext
@@ -64,7 +71,7 @@ def _count(settings: Settings, topic: str, expected: int, timeout: float = 300.0
     """Seconds until a read_committed reader has seen `expected` records on `topic`."""
     reader = Consumer(
         {
-            "bootstrap.servers": settings.bootstrap_servers,
+            **client_config(settings),
             "group.id": f"bench-count-{uuid.uuid4().hex}",
             "auto.offset.reset": "earliest",
             "isolation.level": "read_committed",

@@ -24,7 +24,7 @@ from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 from catalog.errors import CatalogValidationError
 from catalog.snapshot import VERSION_HEADER, open_account
 from core.crypto import Keyring, KeyringError
-from core.kafka import as_header_list, consume_batch
+from core.kafka import as_header_list, client_config, consume_batch
 from core.masking import MASKER
 from core.settings import Settings
 from core.tenants import Tenant, TenantDirectory
@@ -154,7 +154,7 @@ class CatalogView(TenantDirectory):
     def _consumer(self) -> Consumer:
         return Consumer(
             {
-                "bootstrap.servers": self.settings.bootstrap_servers,
+                **client_config(self.settings),
                 "group.id": f"hub-catalog-view-{uuid.uuid4().hex}",
                 "enable.auto.commit": False,
                 "isolation.level": "read_committed",

@@ -32,6 +32,7 @@ from core.kafka import (
     event_record,
     transactional_config,
 )
+from core.kafka_preflight import check_connection
 from core.logging import configure_logging
 from core.settings import Settings
 from core.topics import (
@@ -97,6 +98,7 @@ class RetryWorker:
         self.gate.forget([(tp.topic, tp.partition) for tp in partitions])
 
     def run(self, stop: threading.Event | None = None) -> None:
+        check_connection(self.settings)  # refused credentials or TLS: an error now, not a hang
         self.tx.init()
         self.consumer.subscribe(self.topics, on_revoke=self._on_revoke)
         log.info("retry_worker.started", topics=self.topics)

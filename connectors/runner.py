@@ -9,6 +9,7 @@ import structlog
 
 from catalog.view import CatalogView
 from connectors.worker import ConnectorWorker
+from core.kafka_preflight import check_connection
 from core.logging import configure_logging
 from core.settings import Settings
 from core.transactions import die
@@ -18,6 +19,8 @@ log = structlog.get_logger("connectors")
 
 
 async def run_workers(settings: Settings, providers: list[str], stop: asyncio.Event) -> None:
+    # Refused credentials or TLS: an error at start, not workers that retry forever.
+    await asyncio.to_thread(check_connection, settings)
     tenants = await asyncio.to_thread(CatalogView.start, settings)
     codec = make_codec(settings.schema_registry_url)
     workers = [ConnectorWorker(p, settings, tenants, codec) for p in providers]

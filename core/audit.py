@@ -21,7 +21,7 @@ import httpx
 import structlog
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
-from core.kafka import high_watermarks, producer_config, read_to_end
+from core.kafka import client_config, high_watermarks, producer_config, read_to_end
 from core.masking import MASKER, mask_body, mask_headers, mask_text, mask_url
 from core.settings import Settings
 from core.topics import AUDIT
@@ -308,7 +308,7 @@ def _start_offsets(settings: Settings, since: datetime | None) -> dict[int, int]
     if since is None:
         return None
     marks = high_watermarks(settings, AUDIT)
-    consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": "hub-audit"})
+    consumer = Consumer({**client_config(settings), "group.id": "hub-audit"})
     try:
         wanted = [TopicPartition(AUDIT, p, int(since.timestamp() * 1000)) for p in marks]
         found = consumer.offsets_for_times(wanted, timeout=10) if wanted else []

@@ -27,7 +27,7 @@ from core.breaker import (
     ProbeRequest,
     admit,
 )
-from core.kafka import Record, consume_batch
+from core.kafka import Record, client_config, consume_batch
 from core.settings import Settings
 from core.topics import BREAKER_EVENTS, BREAKERS
 
@@ -80,7 +80,7 @@ class BreakerView:
     def _follow(self) -> None:
         consumer = Consumer(
             {
-                "bootstrap.servers": self.settings.bootstrap_servers,
+                **client_config(self.settings),
                 "group.id": f"hub-breaker-view-{uuid.uuid4().hex}",
                 "enable.auto.commit": False,
                 "isolation.level": "read_committed",

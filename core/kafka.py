@@ -17,6 +17,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
+from core.kafka_security import client_security
 from core.settings import Settings
 from schemas.codec import Codec
 from schemas.events import Event, encode_event
@@ -27,17 +28,26 @@ HEADER_PREFIX = "hub."
 Headers = list[tuple[str, str | bytes | None]]
 
 
+def client_config(settings: Settings, **extra: Any) -> dict[str, Any]:
+    """The base of every client config the hub builds: where the cluster is and how to
+    reach it (TLS, SASL: core/kafka_security.py). No other module names bootstrap.servers
+    (tests/unit/test_kafka_security.py checks), so no client can miss the security."""
+    return {"bootstrap.servers": settings.bootstrap_servers, **client_security(settings), **extra}
+
+
 def producer_config(settings: Settings, client_id: str, **overrides: Any) -> dict[str, Any]:
-    return {
-        "bootstrap.servers": settings.bootstrap_servers,
-        "client.id": client_id,
-        "enable.idempotence": True,  # implies acks=all and ordered, de-duplicated retries
-        "acks": "all",
-        "partitioner": "murmur2_random",
-        "linger.ms": 5,
-        "compression.type": "lz4",
-        **overrides,
-    }
+    return client_config(
+        settings,
+        **{
+            "client.id": client_id,
+            "enable.idempotence": True,  # implies acks=all and ordered, de-duplicated retries
+            "acks": "all",
+            "partitioner": "murmur2_random",
+            "linger.ms": 5,
+            "compression.type": "lz4",
+            **overrides,
+        },
+    )
 
 
 def transactional_config(
@@ -77,29 +87,31 @@ def consumer_config(
     member out; the session timeout bounds how long a member that never comes
     back keeps its partitions."""
     identity = {"group.instance.id": f"{group_id}-{settings.instance_id}"} if static else {}
-    return {
-        "bootstrap.servers": settings.bootstrap_servers,
-        "group.id": group_id,
-        "client.id": group_id,
-        # Offsets are committed by the code, only after the record's effects are durable.
-        "enable.auto.commit": False,
-        "auto.offset.reset": "earliest",
-        "isolation.level": "read_committed",
-        # Heartbeats come from librdkafka's own thread, not the processing loop,
-        # so a short session only detects dead processes sooner.
-        "session.timeout.ms": 10_000,
-        "heartbeat.interval.ms": 1_000,
-        # A read_committed fetch that arrived before the producer's commit marker
-        # waits out fetch.wait.max.ms (500 ms by default) before it sees the
-        # batch: on a pipeline of transactional hops that wait is the latency.
-        "fetch.wait.max.ms": 25,
-        **identity,
-        **overrides,
-    }
+    return client_config(
+        settings,
+        **{
+            "group.id": group_id,
+            "client.id": group_id,
+            # Offsets are committed by the code, only after the record's effects are durable.
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "isolation.level": "read_committed",
+            # Heartbeats come from librdkafka's own thread, not the processing loop,
+            # so a short session only detects dead processes sooner.
+            "session.timeout.ms": 10_000,
+            "heartbeat.interval.ms": 1_000,
+            # A read_committed fetch that arrived before the producer's commit marker
+            # waits out fetch.wait.max.ms (500 ms by default) before it sees the
+            # batch: on a pipeline of transactional hops that wait is the latency.
+            "fetch.wait.max.ms": 25,
+            **identity,
+            **overrides,
+        },
+    )
 
 
-def admin_config(settings: Settings) -> dict[str, Any]:
-    return {"bootstrap.servers": settings.bootstrap_servers, "client.id": "hub-admin"}
+def admin_config(settings: Settings, **extra: Any) -> dict[str, Any]:
+    return client_config(settings, **{"client.id": "hub-admin", **extra})
 
 
 def event_headers(event: Event) -> Headers:
@@ -259,14 +271,16 @@ _ELECTION_ERRORS = frozenset(
 
 def _reader(settings: Settings, isolation: str) -> Consumer:
     return Consumer(
-        {
-            "bootstrap.servers": settings.bootstrap_servers,
-            "group.id": f"hub-reader-{uuid.uuid4().hex}",
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-            "isolation.level": isolation,
-            "enable.partition.eof": True,
-        }
+        client_config(
+            settings,
+            **{
+                "group.id": f"hub-reader-{uuid.uuid4().hex}",
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "isolation.level": isolation,
+                "enable.partition.eof": True,
+            },
+        )
     )
 
 
@@ -334,13 +348,15 @@ def read_to_end(
 def read_one(settings: Settings, topic: str, partition: int, offset: int) -> Message | None:
     """The record at one offset, or None if there is none (compacted, expired, not yet written)."""
     consumer = Consumer(
-        {
-            "bootstrap.servers": settings.bootstrap_servers,
-            "group.id": f"hub-reader-{uuid.uuid4().hex}",
-            "enable.auto.commit": False,
-            "isolation.level": "read_committed",
-            "enable.partition.eof": True,
-        }
+        client_config(
+            settings,
+            **{
+                "group.id": f"hub-reader-{uuid.uuid4().hex}",
+                "enable.auto.commit": False,
+                "isolation.level": "read_committed",
+                "enable.partition.eof": True,
+            },
+        )
     )
     try:
         consumer.assign([TopicPartition(topic, partition, offset)])

@@ -15,7 +15,7 @@ from typing import TypeVar
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from core.kafka import consume_batch
+from core.kafka import client_config, consume_batch
 from core.settings import Settings
 from schemas.codec import Codec, DecodeError, make_codec
 from schemas.events import Event, decode_event
@@ -46,7 +46,7 @@ class TopicWatcher:
         self.undecodable: list[tuple[str, bytes | None]] = []
         self._consumer = Consumer(
             {
-                "bootstrap.servers": settings.bootstrap_servers,
+                **client_config(settings),
                 "group.id": f"hub-watcher-{uuid.uuid4().hex}",
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",

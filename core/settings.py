@@ -7,13 +7,86 @@ providers and `KAFKA_BOOTSTRAP_SERVERS` at a real cluster.
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Any, Literal, get_args
 
-from pydantic import AliasChoices, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from core.topics import DEFAULT_TIERS
+
+# --- Secret settings given as files (HUB_<NAME>_FILE) --------------------------
+# A setting that can hold a secret can be given as HUB_<NAME>_FILE, the path of a
+# file holding its value, instead of HUB_<NAME>: `hub run` hands its components
+# secrets so (hub/stack.py), because a process's environment is readable by others
+# (/proc/<pid>/environ, `ps e`, crash reports) and inherited by everything it starts.
+# Secret: every SecretStr setting, and the URLs that may carry a password.
+SECRET_URL_SETTINGS = frozenset({"catalog_url", "postgres_dsn", "schema_registry_url"})
+# The one secret a component may get in its environment; its file setting is
+# HUB_MASTER_KEY_FILE (a JSON key file), so it takes no HUB_MASTER_KEYS_FILE.
+ENV_ALLOWED_SETTING = "master_keys"
+
+
+def _holds_secret(annotation: Any) -> bool:
+    return annotation is SecretStr or any(_holds_secret(a) for a in get_args(annotation))
+
+
+def secret_setting_names(model: type[BaseSettings]) -> tuple[str, ...]:
+    """The settings that take a HUB_<NAME>_FILE (and that no child gets as a value)."""
+    return tuple(
+        name
+        for name, field in model.model_fields.items()
+        if name != ENV_ALLOWED_SETTING
+        and (name in SECRET_URL_SETTINGS or _holds_secret(field.annotation))
+    )
+
+
+def env_variable(name: str) -> str:
+    return f"HUB_{name.upper()}"
+
+
+def file_variable(name: str) -> str:
+    return f"{env_variable(name)}_FILE"
+
+
+def env_variables(model: type[BaseSettings], name: str) -> set[str]:
+    """Every variable that sets the setting: HUB_<NAME> and its aliases (KAFKA_…)."""
+    found = {env_variable(name)}
+    alias = model.model_fields[name].validation_alias
+    if isinstance(alias, AliasChoices):
+        found |= {choice.upper() for choice in alias.choices if isinstance(choice, str)}
+    elif isinstance(alias, str):
+        found.add(alias.upper())
+    return found
+
+
+class SecretFileSource(PydanticBaseSettingsSource):
+    """HUB_<NAME>_FILE of every secret setting: the file's content, less its final newline."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: __call__ reads every file at once
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for name in secret_setting_names(self.settings_cls):
+            path = os.environ.get(file_variable(name))
+            if not path:
+                continue
+            if any(os.environ.get(v) for v in env_variables(self.settings_cls, name)):
+                # Which one wins would be a guess: say so instead.
+                raise ValueError(f"both {env_variable(name)} and {file_variable(name)} are set")
+            try:
+                values[name] = Path(path).read_text().rstrip("\r\n")
+            except OSError as exc:
+                raise ValueError(f"{file_variable(name)}: cannot read {path}: {exc}") from None
+        return values
 
 
 class Settings(BaseSettings):
@@ -43,6 +116,49 @@ class Settings(BaseSettings):
     topic_replication_factor: int = Field(default=1, ge=1)
     schema_registry_url: str | None = None
 
+    # --- Kafka security (issue 11) ------------------------------------------
+    # How every Kafka client of the hub (librdkafka's, and Kafka Connect's Java ones)
+    # reaches a cluster that wants TLS and/or SASL: core/kafka_security.py turns these
+    # into client properties. Secrets are SecretStr, so HUB_<NAME>_FILE works for them.
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT",
+        validation_alias=AliasChoices("KAFKA_SECURITY_PROTOCOL", "HUB_KAFKA_SECURITY_PROTOCOL"),
+    )
+    kafka_sasl_mechanism: (
+        Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"] | None
+    ) = Field(
+        default=None,
+        validation_alias=AliasChoices("KAFKA_SASL_MECHANISM", "HUB_KAFKA_SASL_MECHANISM"),
+    )
+    kafka_sasl_username: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("KAFKA_SASL_USERNAME", "HUB_KAFKA_SASL_USERNAME"),
+    )
+    kafka_sasl_password: SecretStr | None = None
+    # OAUTHBEARER: client credentials at an OIDC token endpoint (librdkafka's method=oidc).
+    kafka_oauth_token_url: str | None = None
+    kafka_oauth_client_id: str | None = None
+    kafka_oauth_client_secret: SecretStr | None = None
+    kafka_oauth_scope: str | None = None
+    # PEM files: the CA that signed the brokers' certificates (unset: the system's CAs),
+    # and a client certificate and key for mutual TLS.
+    kafka_ssl_ca_file: Path | None = None
+    kafka_ssl_cert_file: Path | None = None
+    kafka_ssl_key_file: Path | None = None
+    kafka_ssl_key_password: SecretStr | None = None
+    kafka_ssl_verify_hostname: bool = True
+    # The local broker (`hub kafka up`) also listens with SASL_SSL (SCRAM) on this port.
+    kafka_sasl_port: int | None = None
+
+    @model_validator(mode="after")
+    def _kafka_security_consistent(self) -> Settings:
+        from core.kafka_security import security_problems  # noqa: PLC0415 - it imports Settings
+
+        problems = security_problems(self)
+        if problems:
+            raise ValueError("Kafka security settings: " + "; ".join(problems))
+        return self
+
     # --- Webhook ingress ---------------------------------------------------
     ingress_host: str = "127.0.0.1"
     ingress_port: int = 8080
@@ -53,6 +169,24 @@ class Settings(BaseSettings):
     # Batching window for webhooks in flight at the same moment: trades a few
     # milliseconds of latency for far fewer produce requests (broker CPU).
     ingress_linger_ms: float = 5.0
+    # --- Webhook ingress: limits (issue 11). Token buckets per tenant and per source
+    # address: requests/s and burst; 0 = off. Generous: a bulk send's delivery receipts
+    # (a provider posts them as fast as the carriers report, from few addresses, and a
+    # receipt refused may never come back) and a retry storm after an outage stay below
+    # them; one noisy sender hits them long before the others do.
+    ingress_tenant_rate: float = 1000.0
+    ingress_tenant_burst: int = 4000
+    ingress_address_rate: float = 500.0
+    ingress_address_burst: int = 2000
+    # Buckets kept (least recently used dropped): random source addresses cannot grow memory.
+    ingress_rate_buckets: int = 10_000
+    # Slow senders: the whole request head, and then the whole body, must arrive in time.
+    ingress_header_timeout_seconds: float = 10.0
+    ingress_body_timeout_seconds: float = 10.0
+    ingress_max_header_bytes: int = 32 * 1024
+    ingress_keep_alive_seconds: float = 5.0
+    # Connections plus tasks the server takes at once before answering 503 (0 = no limit).
+    ingress_limit_concurrency: int = 2000
 
     # --- Tenant catalog ------------------------------------------------------
     # Tenants, their provider accounts and routing, in SQL (SQLAlchemy URL):
@@ -92,6 +226,12 @@ class Settings(BaseSettings):
     # that take a callback URL per payment (M-Pesa, Paytm) get <this>/webhooks/<p>/<t>.
     # Unset: ingress_url.
     public_ingress_url: str | None = None
+
+    # --- Destinations a tenant configures (issue 11, SSRF: core.url_guard) ------
+    # Comma-separated CIDRs and host names the guard lets through although they are
+    # not global (an SMTP account on 127.0.0.1 in a local stack). Default: none.
+    # Operator-configured URLs (provider_base_urls) are never guarded.
+    url_guard_allow: str = ""
 
     # --- Connectors --------------------------------------------------------
     # Seed schedule: 5 attempts, waiting 1-2-4-8 s between them.
@@ -189,6 +329,24 @@ class Settings(BaseSettings):
     # --- Logging -----------------------------------------------------------
     log_level: str = "INFO"
     log_format: str = "json"  # json | console
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # HUB_<NAME>_FILE after the variables: both set for one setting is an error anyway.
+        return (
+            init_settings,
+            env_settings,
+            SecretFileSource(settings_cls),
+            dotenv_settings,
+            file_secret_settings,
+        )
 
     def tiers_for(self, provider: str) -> list[float]:
         return self.retry_tiers.get(provider, self.retry_tiers.get("default", []))

@@ -17,6 +17,7 @@ import uuid
 
 from confluent_kafka import Consumer
 
+from core.kafka import client_config
 from core.settings import Settings
 from core.topics import changes_topic, state_topic
 from schemas.codec import make_codec
@@ -32,7 +33,7 @@ def main() -> None:
     source = settings.cdc_source_name
     consumer = Consumer(
         {
-            "bootstrap.servers": settings.bootstrap_servers,
+            **client_config(settings),
             "group.id": f"example-data-team-{uuid.uuid4().hex[:6]}",  # use a stable id in real life
             "auto.offset.reset": "earliest",
             "isolation.level": "read_committed",  # the CDC consumer writes in transactions

@@ -25,10 +25,12 @@ from urllib.parse import unquote, urlsplit
 import httpx
 
 from core.crypto import Keyring
+from core.kafka_preflight import check_connection
+from core.kafka_security import connect_jvm_options, connect_secret_values, connect_worker_security
 from core.settings import Settings
 from core.topics import cdc_topic
 from hub.connect_secrets import build_provider, provider_properties, reference, write_sealed
-from hub.local_kafka import DEPLOY_DIR, resolve_classpath
+from hub.local_kafka import DEPLOY_DIR, resolve_classpath, server_env
 from producers.outbox import HEADER_COLUMNS
 from producers.outbox import TABLE as OUTBOX_TABLE
 
@@ -42,10 +44,34 @@ def _properties(values: dict[str, object]) -> str:
     return "".join(f"{key}={value}\n" for key, value in values.items())
 
 
+def _escaped(value: str) -> str:
+    # A .properties value is one line: Java's Properties.load reads the two characters \n
+    # back as a newline (a PEM certificate chain has several).
+    return value.replace("\\", "\\\\").replace("\n", "\\n")
+
+
+def kafka_security_properties(settings: Settings) -> dict[str, str]:
+    """How the worker and the clients it makes for the connectors reach Kafka (TLS, SASL).
+    Secrets are references to the sealed file (kafka_connect_secrets holds their values)."""
+    cert = settings.kafka_ssl_cert_file
+    security = connect_worker_security(
+        settings,
+        lambda name: reference(sealed_file(settings), name),
+        cert.read_text() if cert is not None else None,
+    )
+    return {key: _escaped(value) for key, value in security.items()}
+
+
+def kafka_connect_secrets(settings: Settings) -> dict[str, str]:
+    key = settings.kafka_ssl_key_file
+    return connect_secret_values(settings, key.read_text() if key is not None else None)
+
+
 def worker_properties(settings: Settings, offsets_file: Path) -> str:
     return _properties(
         {
             "bootstrap.servers": settings.bootstrap_servers,
+            **kafka_security_properties(settings),
             "key.converter": "org.apache.kafka.connect.json.JsonConverter",
             "value.converter": "org.apache.kafka.connect.json.JsonConverter",
             "key.converter.schemas.enable": "false",
@@ -73,7 +99,10 @@ def _workdir(settings: Settings) -> Path:
 
 def connect_secrets(settings: Settings) -> dict[str, str]:
     """The values the connectors' configs reference instead of holding them."""
-    return {"database.password": unquote(urlsplit(settings.source_dsn).password or "hub")}
+    return {
+        "database.password": unquote(urlsplit(settings.source_dsn).password or "hub"),
+        **kafka_connect_secrets(settings),
+    }
 
 
 def _database(settings: Settings) -> dict[str, object]:
@@ -228,6 +257,8 @@ def streaming(settings: Settings) -> bool:
 
 def run_source(settings: Settings, heap: str = "512m") -> NoReturn:
     """Replace this process with the Connect worker (so signals reach the JVM directly)."""
+    # The worker would log refused logins and go on retrying: say so before it starts.
+    check_connection(settings)
     workdir = _workdir(settings)
     workdir.mkdir(parents=True, exist_ok=True)
     classpath = resolve_classpath(settings.home, DEBEZIUM_DIR)
@@ -252,6 +283,7 @@ def run_source(settings: Settings, heap: str = "512m") -> NoReturn:
         f"-Xms{heap}",
         f"-Xmx{heap}",
         "-XX:+UseG1GC",
+        *connect_jvm_options(settings),
         f"-Dlog4j2.configurationFile={DEBEZIUM_DIR / 'log4j2.properties'}",
         "-cp",
         f"{provider}{os.pathsep}{classpath}",
@@ -260,4 +292,14 @@ def run_source(settings: Settings, heap: str = "512m") -> NoReturn:
         str(connector),
         str(relay),
     ]
-    os.execvp("java", argv)  # noqa: S606, S607 - argv is built here
+    os.execvpe("java", argv, worker_env(settings))  # noqa: S606, S607 - argv is built here
+
+
+def worker_env(settings: Settings) -> dict[str, str]:
+    """The JVM's environment: no HUB_ or KAFKA_ variable (its settings are in the
+    properties files, its secrets sealed), except the master keys its config provider
+    opens them with, when they are given inline rather than as the key file."""
+    env = server_env()
+    if settings.master_keys is not None:
+        env["HUB_MASTER_KEYS"] = settings.master_keys.get_secret_value()
+    return env

@@ -19,13 +19,21 @@ import signal
 import subprocess
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from confluent_kafka.admin import AdminClient
 
 from core.ports import port_is_free
+from hub.local_tls import (
+    TlsFiles,
+    client_settings,
+    create_scram_user,
+    sasl_listener_lines,
+    sasl_password,
+    write_tls_files,
+)
 
 _PACKAGED = Path(__file__).parent / "_deploy" / "kafka"
 _REPO = Path(__file__).resolve().parents[1] / "deploy" / "kafka"
@@ -49,6 +57,9 @@ class BrokerConfig:
     # Where the resolved classpath is cached; defaults to `home`. Tests keep broker
     # data in a temporary home but share this cache, so they never re-run Maven.
     cache_home: Path | None = None
+    # A second listener, SASL_SSL (SCRAM-SHA-512, a throwaway CA: hub/local_tls.py), for
+    # trying and testing the hub's Kafka security settings. None: PLAINTEXT only.
+    sasl_port: int | None = None
 
     @property
     def dir(self) -> Path:
@@ -69,6 +80,16 @@ class BrokerConfig:
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def tls_files(self) -> TlsFiles:
+        return TlsFiles(self.dir / "tls" / "ca.pem", self.dir / "tls" / "server-keystore.pem")
+
+    def sasl_settings(self) -> dict[str, object]:
+        """Settings fields that point the hub at the SASL_SSL listener (it must be on)."""
+        if self.sasl_port is None:
+            raise KafkaSetupError("the broker has no SASL_SSL listener (set HUB_KAFKA_SASL_PORT)")
+        return client_settings(self.sasl_port, self.dir, self.tls_files)
 
 
 def kraft_node_lines(
@@ -112,6 +133,8 @@ def internal_topic_lines(replicas: int, min_isr: int) -> list[str]:
 def server_properties(cfg: BrokerConfig) -> str:
     quorum = f"controller.quorum.bootstrap.servers=127.0.0.1:{cfg.controller_port}"
     lines = kraft_node_lines(1, cfg.port, cfg.controller_port, cfg.data_dir, quorum)
+    if cfg.sasl_port is not None:
+        lines = sasl_listener_lines(lines, cfg.sasl_port, cfg.tls_files)
     return "\n".join([*lines, *internal_topic_lines(1, 1), ""])
 
 
@@ -189,6 +212,15 @@ def pid_running(pid: int, marker: bytes) -> bool:
     return cmdline == b"" or marker in cmdline
 
 
+def server_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of a server the hub starts (broker, PostgreSQL): the caller's,
+    less every HUB_ and KAFKA_ variable. Their settings reach them as files; the master
+    key and any secret an operator exported for the hub have no business in a JVM's or
+    a database's environment (/proc/<pid>/environ)."""
+    source = os.environ if environ is None else environ
+    return {k: v for k, v in source.items() if not k.upper().startswith(("HUB_", "KAFKA_"))}
+
+
 def format_storage(
     classpath: str, props: Path, cluster_id: str, *, standalone: bool
 ) -> subprocess.Popen[str]:
@@ -205,6 +237,7 @@ def format_storage(
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
         text=True,
+        env=server_env(),
     )
 
 
@@ -237,6 +270,7 @@ def spawn_server(classpath: str, heap: str, props: Path, log_file: Path) -> subp
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            env=server_env(),
         )
 
 
@@ -310,10 +344,13 @@ class LocalBroker:
         if self._pid() is not None:
             self.wait_ready(timeout)
             return self.status()
-        for port, setting in (
+        ports = [
             (self.cfg.port, "HUB_KAFKA_PORT"),
             (self.cfg.controller_port, "HUB_KAFKA_CONTROLLER_PORT"),
-        ):
+        ]
+        if self.cfg.sasl_port is not None:
+            ports.append((self.cfg.sasl_port, "HUB_KAFKA_SASL_PORT"))
+        for port, setting in ports:
             if not port_is_free(port):
                 raise PortInUseError(
                     f"port {port} on 127.0.0.1 is taken: stop what uses it, or set {setting} "
@@ -322,18 +359,28 @@ class LocalBroker:
         classpath = resolve_classpath(self.cfg.cache_home or self.cfg.home)
         self.cfg.dir.mkdir(parents=True, exist_ok=True)
         props = self.cfg.dir / "server.properties"
+        if self.cfg.sasl_port is not None:
+            write_tls_files(self.cfg.tls_files.ca.parent)
         props.write_text(server_properties(self.cfg))
         if not (self.cfg.data_dir / "meta.properties").exists():
             self._format(classpath, props)
         self._spawn(classpath, props)
         try:
             self.wait_ready(timeout)
+            self._ensure_scram_user()
         except BaseException:
             # A broker that never became ready must not outlive the command (or the
             # test run) that started it.
             self.down(kill=True)
             raise
         return self.status()
+
+    def _ensure_scram_user(self) -> None:
+        # SCRAM credentials live in the cluster's metadata: made through the PLAINTEXT
+        # listener once the broker is up (and again after each start: an upsert).
+        if self.cfg.sasl_port is not None:
+            admin = AdminClient({"bootstrap.servers": self.cfg.bootstrap, "log_level": 0})
+            create_scram_user(admin, sasl_password(self.cfg.dir))
 
     def _format(self, classpath: str, props: Path) -> None:
         wait_formatted(format_storage(classpath, props, new_cluster_id(), standalone=True))

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.ports import port_is_free
+from hub.local_kafka import server_env
 
 SERVER_USER = "postgres"
 IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
@@ -109,7 +110,9 @@ class LocalPostgres:
 
     def _as_server_user(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         prefix = ["runuser", "-u", SERVER_USER, "--"] if running_as_root() else []
-        result = subprocess.run([*prefix, *argv], capture_output=True, text=True, check=False)
+        result = subprocess.run(
+            [*prefix, *argv], capture_output=True, text=True, check=False, env=server_env()
+        )
         if check and result.returncode != 0:
             output = result.stdout + result.stderr
             raise PostgresSetupError(f"{Path(argv[0]).name} failed:\n{output}")

@@ -20,9 +20,10 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 from confluent_kafka import ConsumerGroupState
@@ -203,11 +204,12 @@ def http_ready(url: str) -> ReadyCheck:
     return check
 
 
-def group_ready(bootstrap: str, group_id: str) -> ReadyCheck:
-    """Ready when the consumer group is stable and has partitions assigned."""
+def group_ready(client_config: Mapping[str, Any], group_id: str) -> ReadyCheck:
+    """Ready when the consumer group is stable and has partitions assigned.
+    `client_config`: how to reach the cluster (core.kafka.admin_config)."""
 
     def check() -> bool:
-        admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
+        admin = AdminClient({**client_config, "log_level": 0})
         try:
             description = admin.describe_consumer_groups([group_id])[group_id].result(timeout=3)
         except Exception:  # any failure to describe the group means "not ready yet"

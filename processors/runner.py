@@ -41,6 +41,7 @@ from core.kafka import (
     read_to_end,
     transactional_config,
 )
+from core.kafka_preflight import check_connection
 from core.settings import Settings
 from core.topics import dlq_topic, table_topic
 from core.transactions import FatalTransactionError, TransactionAbortedError, Transactor, die
@@ -125,6 +126,7 @@ class StageRunner:
     # --- lifecycle ------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
+        check_connection(self.settings)  # refused credentials or TLS: an error now, not a hang
         self.tx.init()
         self.consumer.subscribe(
             list(self.by_topic),

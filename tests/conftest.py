@@ -54,6 +54,9 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBroker]:
         controller_port=free_port(),
         heap="512m",
         cache_home=Settings().home,
+        # The SASL_SSL listener beside PLAINTEXT (tests/integration/test_kafka_security.py):
+        # a throwaway CA and one SCRAM user, milliseconds at start.
+        sasl_port=free_port(),
     )
     instance = LocalBroker(cfg)
     try:
@@ -116,6 +119,12 @@ def hub_settings(
         retry_base_seconds=0.05,
         retry_max_seconds=0.2,
         ingress_produce_timeout_ms=3000,
+        # Every simulator and test posts from 127.0.0.1, bulk flows in bursts: the rate
+        # limits stay on (their code runs) but far above anything a test sends.
+        ingress_address_rate=100_000.0,
+        ingress_address_burst=100_000,
+        ingress_tenant_rate=100_000.0,
+        ingress_tenant_burst=100_000,
         # A crashed connector's in-doubt calls are looked up after a whole HTTP
         # timeout (connect + read): keep it seconds, not the production 20 s.
         http_connect_timeout=2.0,

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from core.settings import Settings
-from hub.cli.common import console, err_console, fail, settings
+from hub.cli.common import console, err_console, fail, require_kafka, settings
 
 if TYPE_CHECKING:
     from catalog.models import Role
@@ -61,6 +61,7 @@ def serve(
     if not port_is_free(s.admin_port):
         fail(f"port {s.admin_port} is taken: stop what uses it or set HUB_ADMIN_PORT")
     configure_logging(s.log_level, s.log_format, component="admin-api")
+    require_kafka(s)
     service = open_service(s)
     token = ensure_first_admin_key(service)
     if token is not None:

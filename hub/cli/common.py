@@ -32,5 +32,17 @@ def local_broker(s: Settings) -> LocalBroker:
             port=s.kafka_port,
             controller_port=s.kafka_controller_port,
             heap=s.kafka_heap,
+            sasl_port=s.kafka_sasl_port,
         )
     )
+
+
+def require_kafka(s: Settings) -> None:
+    """Refused credentials or an untrusted certificate end the command at once, with
+    what to check, instead of a server that starts and then retries forever."""
+    from core.kafka_preflight import KafkaConnectionError, check_connection
+
+    try:
+        check_connection(s)
+    except KafkaConnectionError as exc:
+        fail(str(exc))

@@ -7,7 +7,7 @@ from rich.table import Table
 
 from core.ports import port_is_free
 from core.topics import commands_topic, results_topic
-from hub.cli.common import console, fail, settings
+from hub.cli.common import console, fail, require_kafka, settings
 from providers import names as provider_names
 
 ingress = typer.Typer(help="The webhook ingress (ASGI, uvicorn).", no_args_is_help=True)
@@ -39,26 +39,20 @@ def serve_ingress(
     from catalog.view import CatalogUnavailableError, CatalogView
     from core.logging import configure_logging
     from webhook_ingress import create_app
+    from webhook_ingress.server import server_config
 
     s = settings().model_copy(
         update={k: v for k, v in {"ingress_host": host, "ingress_port": port}.items() if v}
     )
     _require_free(s.ingress_port, "HUB_INGRESS_PORT")
     configure_logging(s.log_level, s.log_format, component="webhook-ingress")
+    require_kafka(s)
     try:
         tenants = CatalogView.start(s)
     except CatalogUnavailableError as exc:
         fail(str(exc))
-    uvicorn.run(
-        create_app(s, tenants),
-        host=s.ingress_host,
-        port=s.ingress_port,
-        access_log=False,
-        log_config=None,
-        lifespan="on",
-        loop="uvloop",
-        http="httptools",
-    )
+    # Deadlines on slow request heads, keep-alive and concurrency: webhook_ingress/server.py.
+    uvicorn.Server(server_config(create_app(s, tenants), s)).run()
 
 
 @processors.command("run")

@@ -6,8 +6,9 @@ import time
 
 import typer
 
+from core.settings import env_variable, file_variable
 from hub.cli.common import console, fail, local_broker, settings
-from hub.local_kafka import KafkaSetupError, resolve_classpath
+from hub.local_kafka import BrokerConfig, KafkaSetupError, resolve_classpath
 
 app = typer.Typer(
     help="Run a local single-node Kafka (KRaft) from Maven-resolved jars.", no_args_is_help=True
@@ -50,6 +51,35 @@ def up(
         f"Kafka ready at [bold]{status.bootstrap}[/] (pid {status.pid}) "
         f"in {time.monotonic() - started:.1f}s; log: {status.log_file}"
     )
+    if broker.cfg.sasl_port is not None:
+        console.print("SASL_SSL listener (SCRAM-SHA-512): point the hub at it with")
+        for line in sasl_env_lines(broker.cfg):
+            console.print(f"  {line}", highlight=False)
+
+
+def sasl_env_lines(cfg: BrokerConfig) -> list[str]:
+    """The environment for the SASL_SSL listener; the password by its file, never as a value."""
+    names = {"kafka_bootstrap_servers": "KAFKA_BOOTSTRAP_SERVERS"}
+    lines = [
+        f"{names.get(name, env_variable(name))}={value}"
+        for name, value in cfg.sasl_settings().items()
+        if name != "kafka_sasl_password"
+    ]
+    return [*lines, f"{file_variable('kafka_sasl_password')}={cfg.dir / 'sasl-password'}"]
+
+
+@app.command()
+def check(timeout: float = typer.Option(10.0, help="Seconds to wait for an answer.")) -> None:
+    """Connect with the configured settings (TLS, SASL): exit 1 with the reason if refused."""
+    from core.kafka_preflight import KafkaConnectionError, check_connection
+
+    s = settings()
+    try:
+        check_connection(s, timeout, require_reachable=True)
+    except KafkaConnectionError as exc:
+        fail(str(exc))
+    who = f", {s.kafka_sasl_mechanism} as {s.kafka_sasl_username}" if s.kafka_sasl_mechanism else ""
+    console.print(f"Kafka at {s.bootstrap_servers}: connected ({s.kafka_security_protocol}{who})")
 
 
 @app.command()

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import structlog
 from confluent_kafka import Consumer, KafkaException, Producer
 
-from core.kafka import event_headers, producer_config, watermarks
+from core.kafka import client_config, event_headers, producer_config, watermarks
 from core.logging import configure_logging
 from core.settings import Settings
 from core.topics import ALERTS, dlq_topic, stage_of_dlq
@@ -101,7 +101,7 @@ def run(settings: Settings) -> None:
     codec = make_codec(settings.schema_registry_url)
     consumer = Consumer(
         {
-            "bootstrap.servers": settings.bootstrap_servers,
+            **client_config(settings),
             "group.id": "hub-dlq-monitor",
             "enable.auto.commit": False,
         }

@@ -230,11 +230,15 @@ def test_run_source_starts_one_worker_with_both_connectors(
     monkeypatch.setattr(cdc_source, "resolve_classpath", lambda *_a: "a.jar:b.jar")
     monkeypatch.setattr(cdc_source, "build_provider", lambda *_a: tmp_path / "provider")
 
-    def execvp(_file: str, argv: list[str]) -> None:
+    environments: list[dict[str, str]] = []
+
+    def execvpe(_file: str, argv: list[str], env: dict[str, str]) -> None:
         started.append(argv)
+        environments.append(env)
         raise SystemExit(0)
 
-    monkeypatch.setattr(cdc_source.os, "execvp", execvp)
+    monkeypatch.setattr(cdc_source.os, "execvpe", execvpe)
+    monkeypatch.setenv("HUB_POSTGRES_DSN", dsn)
     with pytest.raises(SystemExit):
         cdc_source.run_source(settings)
     argv = started[0]
@@ -255,6 +259,7 @@ def test_run_source_starts_one_worker_with_both_connectors(
     assert properties(relay.read_text())["database.password"] == (
         f"${{hub:{sealed}:database.password}}"
     )
+    assert not [k for k in environments[0] if k.startswith(("HUB_", "KAFKA_"))]
     config = properties(worker.read_text())
     assert config["config.providers"] == "hub"
     assert config["config.providers.hub.class"] == "hub.connect.SealedConfigProvider"
