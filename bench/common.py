@@ -46,6 +46,11 @@ def bench_environment(workdir: Path) -> Iterator[Settings]:
             ingress_port=free_port(),
             simulator_port=free_port(),
             log_level="WARNING",
+            # The load comes from one address to one tenant: limits far above it (still on).
+            ingress_address_rate=1e9,
+            ingress_address_burst=10**9,
+            ingress_tenant_rate=1e9,
+            ingress_tenant_burst=10**9,
         )
     )
     apply_catalog(

@@ -243,12 +243,13 @@ class Razorpay(GatewayAdapter):
 class RazorpayVerifier:
     """X-Razorpay-Signature: hex HMAC-SHA256 of the raw body, keyed with the webhook secret.
 
-    Razorpay sends no timestamp; replays are defeated by de-duplicating on
-    X-Razorpay-Event-Id downstream (Razorpay retries one event for 24 h).
+    Razorpay sends no timestamp, and X-Razorpay-Event-Id is outside the signature: a
+    captured body replayed under a new id would verify. So the dedup key is derived
+    from the signed body (`razorpay_event_id`); the header is kept as information only.
     """
 
     signature_header = "x-razorpay-signature"
-    event_id_header: str | None = "x-razorpay-event-id"
+    event_id_header: str | None = "x-razorpay-event-id"  # unsigned: never the dedup key
 
     def sign(self, body: bytes, secret: str) -> str:
         return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
@@ -264,6 +265,33 @@ class RazorpayVerifier:
 
 
 # --- Webhooks: payment.* events to the hub's PaymentEvent ---------------------
+
+
+def razorpay_event_id(body: Mapping[str, Any]) -> str | None:
+    """`<event>:<entity ids>:<created_at>`, all from the signed body, e.g.
+    `payment.captured:pay_X:1767225600`.
+
+    Razorpay's retry of an event resends that event (same name, same entities, the
+    event's own `created_at`), so it gets this id again even if re-serialised; a
+    replay under a new X-Razorpay-Event-Id gets it too, because nothing here is
+    unsigned. Two different events differ in name or entity (a payment is captured
+    once; a new attempt is a new pay_ id). A body without these fields returns None:
+    the ingress falls back to the body's hash, which is signed as well.
+    """
+    event, created, payload = body.get("event"), body.get("created_at"), body.get("payload")
+    if not isinstance(event, str) or not isinstance(created, int) or not isinstance(payload, dict):
+        return None
+    contains = body.get("contains")
+    names = contains if isinstance(contains, list) else sorted(payload)
+    ids = []
+    for name in names:
+        part = payload.get(name) if isinstance(name, str) else None
+        entity = part.get("entity") if isinstance(part, dict) else None
+        entity_id = entity.get("id") if isinstance(entity, dict) else None
+        if isinstance(entity_id, str) and entity_id:
+            ids.append(entity_id)
+    return f"{event}:{'/'.join(ids)}:{created}" if ids else None
+
 
 _RAZORPAY_KINDS = {
     "payment.authorized": PaymentEventKind.AUTHORIZED,
@@ -323,5 +351,11 @@ PROVIDER = Provider(
     simulator_paths={API: "/razorpay"},
     summary="Payment gateway (India): orders, status, refunds, checkout, payment webhooks",
     docs_url="https://razorpay.com/docs/api/",
-    webhooks=Webhooks(RazorpayVerifier(), normalize_razorpay),
+    webhooks=Webhooks(
+        RazorpayVerifier(),
+        normalize_razorpay,
+        event_id=razorpay_event_id,
+        # A payment event is a few KB (notes are capped at 15 keys of 256 chars).
+        max_body_bytes=64 * 1024,
+    ),
 )

@@ -199,6 +199,8 @@ PROVIDER = Provider(
         body_format="json",
         json_arrays=True,  # SendGrid posts a batch of events as one JSON array
         event_type=event_type,
+        # A batch is posted when it reaches 768 KB (or every 30 s): over the default 256 KiB.
+        max_body_bytes=1024 * 1024,
     ),
     messaging=Messaging(
         rate_per_second=None,  # no per-account Mail Send rate documented (unconfirmed)

@@ -31,8 +31,13 @@ class NormalizationError(ValueError):
 
 
 class WebhookVerifier(Protocol):
+    # The header carrying the signature (or, Flutterwave's, the shared secret itself):
+    # checked, then never written to Kafka (webhook_ingress.decision.secret_header).
     signature_header: str
-    # A header naming the delivery (dedup key); None: the body's hash is used.
+    # A header naming the delivery, for information only: it is never the dedup key,
+    # because a header outside the signature (Razorpay's X-Razorpay-Event-Id) lets a
+    # replayed body pass as new. The key comes from the signed body (`Webhooks.event_id`)
+    # or is the body's hash.
     event_id_header: str | None
 
     def sign(self, body: bytes, secret: str) -> str:
@@ -104,7 +109,7 @@ class Webhooks:
     # The delivery's event type (for logs, audit and the raw record) ...
     event_type: Callable[[Mapping[str, Any]], str | None] = default_event_type
     # ... and its id from the signed body, when the provider puts one there (Stripe's
-    # evt_...); None falls back to the verifier's event id header, then the body hash.
+    # evt_...); None falls back to the body's hash. Only signed material: never a header.
     event_id: Callable[[Mapping[str, Any]], str | None] = no_event_id
     # The JSON body the provider expects once the hub has the delivery (M-Pesa wants
     # {"ResultCode": 0, ...}, Pesapal an echo of the ids); None: the hub's own answer.
@@ -119,6 +124,9 @@ class Webhooks:
     challenge: Callable[[Mapping[str, str], Sequence[str]], str | None] | None = None
     # The account field (a SecretStr) holding the token the challenge is checked against.
     challenge_field: str = ""
+    # The largest body the provider sends, when it documents or implies one (SendGrid's
+    # batches, up to 768 KB); None: HUB_INGRESS_MAX_BODY_BYTES. Set, it is the limit.
+    max_body_bytes: int | None = None
 
 
 @dataclass(frozen=True)

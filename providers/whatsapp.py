@@ -187,6 +187,8 @@ PROVIDER = Provider(
         event_id=event_id,
         challenge=answer_subscription,
         challenge_field="verify_token",
+        # Meta batches up to 1000 updates per delivery; its webhooks docs allow up to 3 MB.
+        max_body_bytes=3 * 1024 * 1024,
     ),
     messaging=Messaging(
         # Meta's default per phone number (community doc; unconfirmed officially).

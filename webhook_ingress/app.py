@@ -27,7 +27,7 @@ from core.kafka import AsyncProducer, DeliveryFailedError, event_headers, produc
 from core.settings import Settings
 from core.tenants import TenantDirectory
 from core.topics import RAW_WEBHOOKS
-from providers.spec import Delivery
+from providers.spec import Delivery, Webhooks
 from schemas.codec import Codec, make_codec
 from schemas.events import AuditOutcome, RawWebhook, encode_event, utcnow
 from webhook_ingress.decision import (
@@ -36,15 +36,33 @@ from webhook_ingress.decision import (
     accept,
     acknowledgement,
     answer_challenge,
+    body_limit,
     check_headers,
     check_route,
     webhooks_of,
 )
+from webhook_ingress.limits import Buckets, Limit, retry_after
 
 log = structlog.get_logger("webhook_ingress")
 
 
-def _reject(rejection: Rejection, **context: Any) -> Response:
+def _unavailable() -> Response:
+    return JSONResponse({"status": "unavailable"}, status_code=503)
+
+
+@dataclass
+class _Seen:
+    """What one delivery showed before it was answered: for its audit record."""
+
+    body: bytes = b""
+    event: RawWebhook | None = None  # set once the delivery is verified and accepted
+    reason: str | None = None  # a refusal's precise reason (the answer may be vaguer)
+
+
+def _reject(rejection: Rejection, seen: _Seen, **context: Any) -> Response:
+    """The sender learns the public reason (every 404 is the same); the log and the
+    audit trail keep the precise one."""
+    seen.reason = rejection.reason
     if rejection.security:
         log.warning(
             "webhook.rejected",
@@ -55,7 +73,16 @@ def _reject(rejection: Rejection, **context: Any) -> Response:
         )
     else:
         log.info("webhook.rejected", status=rejection.status, reason=rejection.reason, **context)
-    return JSONResponse({"error": rejection.reason}, status_code=rejection.status)
+    return JSONResponse({"error": rejection.public}, status_code=rejection.status)
+
+
+def _too_many(retry: float, scope: str, **context: Any) -> Response:
+    log.info("webhook.rate_limited", limit=scope, **context)
+    return JSONResponse(
+        {"error": "too many requests; retry later"},
+        status_code=429,
+        headers={"Retry-After": str(retry_after(retry))},
+    )
 
 
 async def _read_limited(request: Request, limit: int) -> bytes | None:
@@ -68,14 +95,6 @@ async def _read_limited(request: Request, limit: int) -> bytes | None:
             return None
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-@dataclass
-class _Seen:
-    """What one delivery showed before it was answered: for its audit record."""
-
-    body: bytes = b""
-    event: RawWebhook | None = None  # set once the delivery is verified and accepted
 
 
 def _outcome(status: int) -> AuditOutcome:
@@ -108,6 +127,13 @@ class Ingress:
         self.producer: AsyncProducer | None = None
         self.audit = audit
         self._owns_audit = audit is None
+        buckets = settings.ingress_rate_buckets
+        self.by_address = Buckets(
+            Limit(settings.ingress_address_rate, settings.ingress_address_burst), buckets
+        )
+        self.by_tenant = Buckets(
+            Limit(settings.ingress_tenant_rate, settings.ingress_tenant_burst), buckets
+        )
 
     def start(self) -> None:
         self.producer = AsyncProducer(
@@ -132,9 +158,28 @@ class Ingress:
     async def receive(self, request: Request) -> Response:
         """Every delivery answered, accepted or refused, goes to the audit trail."""
         started, at, seen = time.perf_counter(), utcnow(), _Seen()
+        limited = self._limited(request)
+        if limited is not None:
+            # Not audited: a flood would otherwise be copied, request by request, to Kafka.
+            return limited
         response = await self._receive(request, seen)
         self._audit(request, seen, response, (time.perf_counter() - started) * 1000, at)
         return response
+
+    def _limited(self, request: Request) -> Response | None:
+        """A 429 when the source address or the tenant is over its rate, before the body
+        is read or any tenant looked up (so it tells nothing about which tenants exist)."""
+        now = time.monotonic()
+        address = request.client.host if request.client else "-"
+        tenant = str(request.path_params["tenant"])[:64]
+        context = {"provider": request.path_params["provider"], "tenant": tenant}
+        wait = self.by_address.check(address, now)
+        if wait:
+            return _too_many(wait, "address", remote_addr=address, **context)
+        wait = self.by_tenant.check(tenant, now)
+        if wait:
+            return _too_many(wait, "tenant", remote_addr=address, **context)
+        return None
 
     def _audit(
         self, request: Request, seen: _Seen, response: Response, ms: float, at: datetime
@@ -166,7 +211,7 @@ class Ingress:
                 correlation_id=event.header.correlation_id if event else None,
                 provider_event_id=event.provider_event_id if event else None,
                 account=event.account if event else None,
-                error=_reason(response),
+                error=seen.reason or _reason(response),
                 secrets=tenant.secret_values() if tenant else (),
             )
             self.audit.record(entry)
@@ -187,24 +232,25 @@ class Ingress:
         challenge = answer_challenge(provider, tenant, self.tenants, request.method, query)
         if challenge is not None:
             if challenge.status != 200:
-                log.warning("webhook.challenge_refused", security_event=True, **context)
+                seen.reason = challenge.reason
+                log.warning(
+                    "webhook.challenge_refused",
+                    security_event=True,
+                    reason=challenge.reason,
+                    **context,
+                )
             else:
                 log.info("webhook.challenge_answered", **context)
             return PlainTextResponse(challenge.body, status_code=challenge.status)
         route = check_route(provider, tenant, self.tenants, request.method)
         if isinstance(route, Rejection):
-            return _reject(route, **context)
+            return _reject(route, seen, **context)
         webhooks = webhooks_of(provider)
         assert webhooks is not None, "check_route admitted the provider"
         headers = {k.lower(): v for k, v in request.headers.items()}
-        limit = self.settings.ingress_max_body_bytes
-        if webhooks.body_format != "query":
-            rejection = check_headers(headers, limit, webhooks.body_format)
-            if rejection is not None:
-                return _reject(rejection, **context)
-        body = await _read_limited(request, limit)
-        if body is None:
-            return _reject(Rejection(413, f"body over {limit} bytes"), **context)
+        body = await self._body(request, webhooks, headers)
+        if isinstance(body, Rejection):
+            return _reject(body, seen, **context)
         seen.body = body
         delivery = Delivery(
             method=request.method,
@@ -216,9 +262,27 @@ class Ingress:
         )
         outcome = accept(provider, tenant, route, delivery)
         if isinstance(outcome, Rejection):
-            return _reject(outcome, **context)
+            return _reject(outcome, seen, **context)
         seen.event = outcome
         return await self._persist(outcome, context, acknowledgement(webhooks, outcome))
+
+    async def _body(
+        self, request: Request, webhooks: Webhooks, headers: Mapping[str, str]
+    ) -> bytes | Rejection:
+        """The body, within the provider's size limit and the deadline, or why not."""
+        limit = body_limit(webhooks, self.settings.ingress_max_body_bytes)
+        if webhooks.body_format != "query":
+            rejection = check_headers(headers, limit, webhooks.body_format)
+            if rejection is not None:
+                return rejection
+        deadline = self.settings.ingress_body_timeout_seconds
+        try:
+            # The whole body, however it trickles in: a slow sender holds one task this long.
+            async with asyncio.timeout(deadline):
+                body = await _read_limited(request, limit)
+        except TimeoutError:
+            return Rejection(408, f"body not received in {deadline:g} s")
+        return body if body is not None else Rejection(413, f"body over {limit} bytes")
 
     async def _persist(
         self, event: RawWebhook, context: dict[str, Any], ack: Mapping[str, Any] | None = None
@@ -258,15 +322,12 @@ class Ingress:
         try:
             metadata = await asyncio.to_thread(self.producer.list_topics, 2.0)
         except Exception as exc:  # any failure to reach the cluster means "not ready"
-            return JSONResponse({"status": "unavailable", "kafka": str(exc)}, status_code=503)
+            # The broker's error names hosts and ports: logged, never told to the caller.
+            log.warning("ingress.not_ready", error=f"{type(exc).__name__}: {exc}")
+            return _unavailable()
         if RAW_WEBHOOKS not in metadata.topics:
-            return JSONResponse(
-                {
-                    "status": "unavailable",
-                    "kafka": f"topic {RAW_WEBHOOKS} missing; run hub topics apply",
-                },
-                status_code=503,
-            )
+            log.warning("ingress.not_ready", error=f"topic {RAW_WEBHOOKS} missing")
+            return _unavailable()
         return JSONResponse({"status": "ready", "kafka": "ok"})
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, urlencode
@@ -18,19 +18,46 @@ from pydantic import BaseModel, SecretStr
 
 import providers
 from core.tenants import TenantDirectory
-from providers.spec import BodyFormat, Delivery, Webhooks
+from providers.spec import BodyFormat, Delivery, Webhooks, WebhookVerifier
 from schemas.events import EventHeader, RawWebhook, utcnow
 
 SOURCE = "webhook-ingress"
 # Never copied into the raw record: they may carry credentials of their own.
 DROPPED_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
+# Nor is any header whose name says it proves or authenticates something, whichever
+# provider sent it: a signature on Kafka is replayable material, and Flutterwave's
+# verif-hash is the account's secret itself. No normalizer reads a signature header.
+SECRET_HEADER_WORDS = ("signature", "secret", "token", "password", "api-key", "apikey")
+SECRET_HEADER_SUFFIXES = ("-sig", "-hash")
+# What every 404 answers, whichever of provider, tenant or account was missing: the
+# precise reason is logged, never told (it would list which tenants exist).
+NOT_FOUND = "not found"
 
 
 @dataclass(frozen=True)
 class Rejection:
     status: int
-    reason: str
+    reason: str  # the precise reason: logged and audited
     security: bool = False  # a failed signature: logged as a possible attack
+
+    @property
+    def public(self) -> str:
+        """What the sender is told."""
+        return NOT_FOUND if self.status == 404 else self.reason
+
+
+def secret_header(name: str, verifier: WebhookVerifier) -> bool:
+    """Whether a (lower-case) header must not reach the raw record."""
+    return (
+        name in DROPPED_HEADERS
+        or name == verifier.signature_header
+        or any(word in name for word in SECRET_HEADER_WORDS)
+        or name.endswith(SECRET_HEADER_SUFFIXES)
+    )
+
+
+def recorded_headers(headers: Mapping[str, str], verifier: WebhookVerifier) -> dict[str, str]:
+    return {k: v for k, v in headers.items() if not secret_header(k, verifier)}
 
 
 FORM = "application/x-www-form-urlencoded"
@@ -77,12 +104,17 @@ def check_route(
     return keys
 
 
+FORBIDDEN = "Forbidden"
+
+
 @dataclass(frozen=True)
 class ChallengeAnswer:
     """The answer to a provider's subscription check: plain text, never produced to Kafka."""
 
     status: int
     body: str
+    # Why a 403, for the log only: every 403 answers the same body.
+    reason: str = field(default="", compare=False)
 
 
 def answer_challenge(
@@ -100,10 +132,17 @@ def answer_challenge(
         token = getattr(account.config, webhooks.challenge_field, None)
         if isinstance(token, SecretStr) and token.get_secret_value():
             tokens.append(token.get_secret_value())
-    body = webhooks.challenge(query, tokens) if tokens else None
+    if not tokens:
+        return ChallengeAnswer(403, FORBIDDEN, f"no {provider} verify token for {tenant!r}")
+    body = webhooks.challenge(query, tokens)
     if body is None:
-        return ChallengeAnswer(403, "Forbidden")
+        return ChallengeAnswer(403, FORBIDDEN, "not a subscription check with a known token")
     return ChallengeAnswer(200, body)
+
+
+def body_limit(webhooks: Webhooks, default: int) -> int:
+    """The provider's own limit when it declares one, else the deployment's."""
+    return webhooks.max_body_bytes if webhooks.max_body_bytes is not None else default
 
 
 def check_headers(
@@ -182,11 +221,9 @@ def accept(
     if isinstance(parsed, Rejection):
         return parsed
     described = described_fields(webhooks, delivery, parsed)
-    event_id = (
-        webhooks.event_id(described)
-        or headers.get(verifier.event_id_header or "")
-        or hashlib.sha256(body).hexdigest()
-    )
+    # Signed material only (the body, or its hash): an unsigned header as the key would
+    # let a captured body, replayed under a new id, pass as a new payment.
+    event_id = webhooks.event_id(described) or hashlib.sha256(body).hexdigest()
     event_type = webhooks.event_type(described)
     content_type = FORM if webhooks.body_format == "query" else headers.get("content-type", "")
     return RawWebhook(
@@ -195,7 +232,7 @@ def accept(
         provider_event_id=event_id,
         provider_event_type=event_type,
         content_type=content_type,
-        http_headers={k: v for k, v in headers.items() if k not in DROPPED_HEADERS},
+        http_headers=recorded_headers(headers, verifier),
         body=body,
         received_at=received_at or utcnow(),
         account=account,

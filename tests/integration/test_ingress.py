@@ -33,6 +33,11 @@ def new_id() -> str:
     return f"evt_{secrets.token_hex(7)}"
 
 
+def header_id(raw: RawWebhook) -> str | None:
+    """The unsigned X-Razorpay-Event-Id the test sent: kept on the record as information."""
+    return raw.http_headers.get("x-razorpay-event-id")
+
+
 def test_signed_webhook_is_on_the_raw_topic_before_the_200(
     hub_settings: Settings, stack: HubStack
 ) -> None:
@@ -46,8 +51,11 @@ def test_signed_webhook_is_on_the_raw_topic_before_the_200(
             event_id=event_id,
         )
         assert response.status_code == 200, response.text
-        raw = watch.wait_for(RawWebhook, lambda r: r.provider_event_id == event_id, timeout=5)[0]
+        raw = watch.wait_for(RawWebhook, lambda r: header_id(r) == event_id, timeout=5)[0]
     assert raw.body == body  # the exact bytes the signature covers
+    # Keyed by the signed body: event, payment and creation time (providers/razorpay.py).
+    assert raw.provider_event_id == f"payment.captured:pay_{event_id}:1767225600"
+    assert "x-razorpay-signature" not in raw.http_headers
     assert raw.header.tenant == "greenwood"
     assert raw.provider_event_type == "payment.captured"
     assert response.json()["event_id"] == raw.header.event_id
@@ -94,9 +102,9 @@ def test_rejected_webhooks_get_precise_statuses_and_produce_nothing(
             event_id=marker,
         )
         assert ok.status_code == 200
-        watch.wait_for(RawWebhook, lambda r: r.provider_event_id == marker, timeout=5)
+        watch.wait_for(RawWebhook, lambda r: header_id(r) == marker, timeout=5)
         watch.settle(0.5)
-        assert watch.find(RawWebhook, lambda r: r.provider_event_id in rejected) == []
+        assert watch.find(RawWebhook, lambda r: header_id(r) in rejected) == []
     assert sorted(set(rejected.values())) == [400, 401, 404, 413, 415]
 
 

@@ -62,18 +62,27 @@ def test_a_verified_webhook_becomes_a_raw_record_with_the_exact_bytes():
     raw = accept("razorpay", "greenwood", [KEY], delivery(signed(authorization="Basic x"), BODY))
     assert isinstance(raw, RawWebhook)
     assert raw.body == BODY
-    assert raw.provider_event_id == "evt_1"
     assert raw.provider_event_type == "payment.captured"
     assert "authorization" not in raw.http_headers
-    assert raw.key() == "razorpay:greenwood:evt_1"
+    assert "x-razorpay-signature" not in raw.http_headers
+    assert raw.http_headers["x-razorpay-event-id"] == "evt_1"  # kept, as information
 
 
-def test_without_an_event_id_the_body_hash_identifies_the_delivery():
+@pytest.mark.parametrize("event_id", ["evt_1", "evt_other", None])
+def test_without_a_signed_id_the_body_hash_identifies_the_delivery_whatever_the_header(
+    event_id: str | None,
+):
+    # BODY has no created_at, so no id can be derived from it: its hash is the id, and
+    # the unsigned X-Razorpay-Event-Id (whatever it says, or missing) changes nothing.
     headers = signed()
-    del headers["x-razorpay-event-id"]
+    if event_id is None:
+        del headers["x-razorpay-event-id"]
+    else:
+        headers["x-razorpay-event-id"] = event_id
     raw = accept("razorpay", "greenwood", [KEY], delivery(headers, BODY))
     assert isinstance(raw, RawWebhook)
     assert raw.provider_event_id == hashlib.sha256(BODY).hexdigest()
+    assert raw.key() == f"razorpay:greenwood:{hashlib.sha256(BODY).hexdigest()}"
 
 
 @pytest.mark.parametrize(
