@@ -26,7 +26,7 @@ from catalog.tenant_file import read_tenant_file
 from core.kafka import admin_config, producer_config
 from core.ports import free_port
 from core.settings import Settings
-from hub.stack import settings_env
+from hub.stack import child_env
 from providers.razorpay import RazorpayAccount, RazorpayVerifier
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -137,7 +137,7 @@ def run(settings: Settings, count: int = 20_000, concurrency: int = 64) -> dict[
     tenant = read_tenant_file(settings.home / "tenants.toml")[0]
     account = tenant.account("razorpay", RazorpayAccount)
     requests = signed_webhooks(account.webhook_secret.get_secret_value(), count)
-    env = {**os.environ, **settings_env(settings)}
+    env = child_env(settings)
     trivial_port = free_port()
     trivial = _serve(
         [

@@ -28,6 +28,8 @@ from connectors.call_audit import CallAuditor, Try, audit_outcome
 from connectors.ledger import IN_DOUBT_SINCE
 from connectors.retry import Attempted, RetryPolicy, Sleep, with_retries
 from core.audit import AuditSink, outcome_of_status
+from core.guarded_http import DESTINATION_REFUSED, DestinationRefusedError
+from core.masking import mask_text
 from core.settings import Settings
 from core.tenants import Tenant, TenantDirectory
 from core.topics import connector_stage
@@ -71,6 +73,16 @@ def _base(command: ConnectorCommand, attempts: int) -> dict[str, Any]:
     }
 
 
+def _masked(text: str | None) -> str | None:
+    return None if text is None else mask_text(text)
+
+
+def _masked_details(details: Mapping[str, str]) -> dict[str, str]:
+    # By value only: a key naming a secret here (Paytm's txn_token) is what the payer's
+    # checkout needs, not a credential of the tenant's.
+    return {key: mask_text(value) for key, value in details.items()}
+
+
 def result_for(
     command: ConnectorCommand,
     attempted: Attempted,
@@ -78,16 +90,20 @@ def result_for(
     in_doubt_since_ms: float | None = None,
 ) -> ConnectorResult:
     """`in_doubt_since_ms`: a try that may have reached the provider was never confirmed
-    either way; a failure keeps it (the ledger then looks it up before a resend)."""
+    either way; a failure keeps it (the ledger then looks it up before a resend).
+
+    What the provider said is masked (core.masking): a provider may quote the request,
+    credentials included, in its error, and a result goes on into the ledger, retry
+    headers and dead letters, which no log processor masks."""
     outcome = attempted.outcome
     base = _base(command, attempted.attempts)
     if isinstance(outcome, Delivered):
         return ConnectorResult(
             **base,
             status=ResultStatus.DELIVERED,
-            provider_ref=outcome.provider_ref,
+            provider_ref=_masked(outcome.provider_ref),
             http_status=outcome.http_status,
-            details={**outcome.details, "latency_ms": f"{latency_ms:.1f}"},
+            details={**_masked_details(outcome.details), "latency_ms": f"{latency_ms:.1f}"},
         )
     doubt = {IN_DOUBT_SINCE: str(int(in_doubt_since_ms))} if in_doubt_since_ms else {}
     return ConnectorResult(
@@ -95,8 +111,8 @@ def result_for(
         status=ResultStatus.FAILED,
         retryable=isinstance(outcome, RetryLater),
         http_status=outcome.http_status,
-        error_code=outcome.error_code,
-        error_message=outcome.reason,
+        error_code=_masked(outcome.error_code),
+        error_message=_masked(outcome.reason),
         details=doubt,
     )
 
@@ -132,8 +148,8 @@ def found(command: ConnectorCommand, trace: Found) -> ConnectorResult:
     return ConnectorResult(
         **_base(command, 0),
         status=ResultStatus.DELIVERED,
-        provider_ref=trace.provider_ref,
-        details={**trace.details, "found_by": "lookup"},
+        provider_ref=_masked(trace.provider_ref),
+        details={**_masked_details(trace.details), "found_by": "lookup"},
     )
 
 
@@ -150,7 +166,7 @@ def in_doubt_failure(command: ConnectorCommand, reason: str, since_ms: int) -> C
         operation=command.operation,
         status=ResultStatus.FAILED,
         retryable=True,
-        error_message=reason,
+        error_message=_masked(reason),
         attempts=0,
         details={IN_DOUBT_SINCE: str(since_ms)},
         context=command.context,
@@ -270,6 +286,10 @@ class CommandExecutor:
         except AuthError as exc:
             # The provider's token endpoint refused the credentials: no retry fixes that.
             outcome = Rejected(f"authentication failed: {exc}")
+        except DestinationRefusedError as exc:
+            # The tenant's account names an address the hub may not call (SSRF guard):
+            # permanent until the account changes; nothing was connected to.
+            outcome = Rejected(f"destination refused: {exc}", None, DESTINATION_REFUSED)
         except _NOT_SENT as exc:
             outcome = RetryLater(f"network error: {type(exc).__name__}: {exc}".rstrip(": "))
         except httpx.TransportError as exc:

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from confluent_kafka import Message
 
 from core.kafka import as_header_list, header_value
+from core.masking import mask_text
 from schemas.events import DeadLetter, EventHeader, KafkaHeader, utcnow
 
 UNKNOWN_TENANT = "unknown"
@@ -88,8 +89,10 @@ def build_dead_letter(
         original_value=record.value,
         original_headers=[KafkaHeader(key=k, value=v) for k, v in record.headers],
         error_class=type(failure.error).__name__,
-        error_message=str(failure.error) or type(failure.error).__name__,
-        stack=short_stack(failure.error),
+        # Masked: an error's text may quote what failed (a provider's answer echoing the
+        # request's credentials); the original record travels untouched, for a replay.
+        error_message=mask_text(str(failure.error) or type(failure.error).__name__),
+        stack=mask_text(short_stack(failure.error)),
         retryable=failure.retryable,
         attempts=failure.attempts,
         first_failure_at=failure.first_failure_at or now,

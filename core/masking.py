@@ -16,6 +16,7 @@ Pure functions, except the one process-wide registry of secret values.
 
 from __future__ import annotations
 
+import base64
 import re
 import threading
 from collections.abc import Iterable, Mapping, MutableMapping
@@ -71,6 +72,10 @@ _SENSITIVE_PARTS = (
     "signature",
 )
 _WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
+# An HTTP credential quoted in free text (a provider's error echoing the request's
+# headers): "Basic <base64 of user:secret>" holds a secret no value net sees.
+_AUTH_CREDENTIAL = re.compile(r"(?i)\b(Basic|Bearer|Digest|Token)(\s+)([A-Za-z0-9._~+/=-]{6,})")
+_PLAIN_WORD = re.compile(r"[A-Z]?[a-z]+")  # "Basic authentication failed" names no credential
 _CARD = re.compile(r"(?<![A-Za-z0-9])\d(?:[ -]?\d){12,18}(?![A-Za-z0-9])")
 
 
@@ -141,6 +146,15 @@ def trie_pattern(values: Iterable[str]) -> str:
     return _node_pattern(root) if root else "(?!)"  # no value: match nothing, not everywhere
 
 
+def _base64_forms(value: bytes) -> set[str]:
+    """Standard and URL-safe base64, padded, and their whole groups alone: what the encoding
+    of any longer text that starts with the value (or holds it 3-byte aligned) contains."""
+    forms = set()
+    for encoded in (base64.b64encode(value).decode(), base64.urlsafe_b64encode(value).decode()):
+        forms |= {encoded, encoded[: len(value) // 3 * 4]}
+    return {form for form in forms if len(form) >= MIN_SECRET_LENGTH}
+
+
 class Masker:
     """The secret values to mask wherever they appear. Thread-safe: the catalog view
     registers from its consumer thread while request handlers mask."""
@@ -155,11 +169,12 @@ class Masker:
 
     @staticmethod
     def _forms(values: Iterable[str]) -> set[str]:
-        # A secret also travels URL-encoded (a form body, a query string).
+        # A secret also travels URL-encoded (a form body, a query string) and base64'd.
         forms: set[str] = set()
         for value in values:
             if len(value) >= MIN_SECRET_LENGTH:
                 forms |= {value, quote_plus(value), quote(value, safe="")}
+                forms |= _base64_forms(value.encode())
         return forms
 
     def register(self, values: Iterable[str]) -> None:
@@ -193,8 +208,14 @@ MASKER = Masker()
 
 
 def mask_text(text: str, masker: Masker = MASKER) -> str:
-    """Every registered secret value replaced by MASK, and card numbers by their last four."""
-    return mask_cards(masker.mask_text(text))
+    """Every registered secret value replaced by MASK, the credentials of an HTTP auth
+    scheme quoted in the text too ("Basic ***"), and card numbers by their last four."""
+    return mask_cards(_AUTH_CREDENTIAL.sub(_mask_credential, masker.mask_text(text)))
+
+
+def _mask_credential(match: re.Match[str]) -> str:
+    scheme, space, credential = match.groups()
+    return match[0] if _PLAIN_WORD.fullmatch(credential) else f"{scheme}{space}{MASK}"
 
 
 def mask_mapping(obj: Any, masker: Masker = MASKER) -> Any:
@@ -274,6 +295,16 @@ def mask_url(url: str, masker: Masker = MASKER) -> str:
     query = _mask_form(parts.query, masker) if parts.query else ""
     path = mask_text(parts.path, masker)
     return urlunsplit((parts.scheme, netloc, path, query, ""))
+
+
+def mask_dsn(url: str) -> str:
+    """A database URL fit to show: its password (if any) masked, the rest as it is
+    (mask_url would drop the user, and the `//` of an `sqlite:////path`)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:{MASK}@{host}"))
 
 
 def mask_secrets(

@@ -11,13 +11,16 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import SecretStr
+
 import providers
+from core.kafka import admin_config
 from core.ports import port_is_free
-from core.settings import Settings
+from core.settings import Settings, env_variables, file_variable, secret_setting_names
 from core.topics import CDC_GROUP, RETRY_WORKER_GROUP, connector_group
 from hub.cdc_source import streaming
 from hub.supervisor import (
@@ -70,26 +73,69 @@ def ready_checks(s: Settings) -> dict[str, ReadyCheck]:
     """How HubStack knows each component is serving, by component name."""
 
     def connectors_ready() -> bool:
-        return all(group_ready(s.bootstrap_servers, connector_group(p))() for p in provider_names())
+        return all(group_ready(admin_config(s), connector_group(p))() for p in provider_names())
 
     return {
         "simulators": http_ready(f"{s.simulator_url}/_sim/health"),
         "admin": http_ready(f"{s.admin_url}/healthz"),
         "ingress": http_ready(f"{s.ingress_url}/readyz"),
-        "processors": group_ready(s.bootstrap_servers, "hub-processors"),
+        "processors": group_ready(admin_config(s), "hub-processors"),
         "connectors": connectors_ready,
-        "retries": group_ready(s.bootstrap_servers, RETRY_WORKER_GROUP),
+        "retries": group_ready(admin_config(s), RETRY_WORKER_GROUP),
         "dlq-monitor": lambda: True,
         "cdc-source": lambda: streaming(s),
-        "cdc-consumer": group_ready(s.bootstrap_servers, CDC_GROUP),
+        "cdc-consumer": group_ready(admin_config(s), CDC_GROUP),
     }
 
 
-def settings_env(settings: Settings) -> dict[str, str]:
-    """Environment that makes a child process build exactly these settings."""
+def secret_values(settings: Settings) -> dict[str, str]:
+    """The secret settings that are set (core.settings.secret_setting_names), as values."""
+    found = {}
+    for name in secret_setting_names(Settings):
+        value = getattr(settings, name)
+        if value is not None:
+            found[name] = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+    return found
+
+
+def write_secret_files(settings: Settings, directory: Path) -> dict[str, Path]:
+    """Each secret setting that is set, in a file of its own only this user can read."""
+    if not secret_values(settings):
+        return {}
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    directory.chmod(0o700)  # mkdir leaves an existing directory's mode alone
+    files = {}
+    for name, value in secret_values(settings).items():
+        path = directory / name
+        # Created 0600 before the value is written: never readable by others, not even briefly.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(value)
+        path.chmod(0o600)  # an existing file keeps its mode through os.open
+        files[name] = path
+    return files
+
+
+def inherited_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """The parent's environment less every secret setting's value: a child reads those
+    from their files (HUB_<NAME>_FILE), which settings_env then names."""
+    dropped = {v for name in secret_setting_names(Settings) for v in env_variables(Settings, name)}
+    dropped |= {file_variable(name) for name in secret_setting_names(Settings)}
+    return {k: v for k, v in environ.items() if k.upper() not in dropped}
+
+
+def settings_env(
+    settings: Settings, secret_files: Mapping[str, Path] | None = None
+) -> dict[str, str]:
+    """Environment that makes a child process build exactly these settings. Secret
+    settings only as the files holding them (`write_secret_files`), never as values:
+    without their file, a child does not get them at all."""
     env = {}
+    secret = set(secret_setting_names(Settings))
+    for name, path in (secret_files or {}).items():
+        env[file_variable(name)] = str(path)
     for name, value in settings.model_dump(mode="json").items():
-        if value is None or name == "master_keys":
+        if value is None or name == "master_keys" or name in secret:
             continue
         # pydantic-settings reads complex fields (retry tiers) from JSON.
         env[f"HUB_{name.upper()}"] = (
@@ -102,6 +148,13 @@ def settings_env(settings: Settings) -> dict[str, str]:
         # catalog's sealed credentials, which arrive over Kafka.
         env["HUB_MASTER_KEYS"] = settings.master_keys.get_secret_value()
     return env
+
+
+def child_env(settings: Settings, environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """What every component gets: the parent's environment less its secrets, these
+    settings, their secrets as files under HUB_HOME (the master key aside)."""
+    files = write_secret_files(settings, settings.home / "secrets")
+    return {**inherited_env(environ), **settings_env(settings, files)}
 
 
 def with_simulators(settings: Settings) -> Settings:
@@ -152,7 +205,7 @@ class HubStack:
         self.settings = settings
         self.simulators = simulators
         self.cdc = cdc
-        env = {**os.environ, **settings_env(settings), **(extra_env or {})}
+        env = {**child_env(settings), **(extra_env or {})}
         self.supervisor = Supervisor(log_dir, env, policy, on_event=on_event)
 
     @property

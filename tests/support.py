@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import secrets
 import subprocess
 import sys
@@ -25,7 +24,7 @@ from core.topics import (
     RAW_WEBHOOKS,
     results_topic,
 )
-from hub.stack import settings_env
+from hub.stack import child_env
 from producers import EventProducer
 from providers.razorpay import RazorpayAccount
 from schemas.events import (
@@ -154,7 +153,7 @@ def delivered(requests: list[dict[str, object]]) -> list[dict[str, object]]:
 
 
 def hub_env(settings: Settings) -> dict[str, str]:
-    return {**os.environ, **settings_env(settings), "COLUMNS": "200"}
+    return {**child_env(settings), "COLUMNS": "200"}
 
 
 def hub_cli(

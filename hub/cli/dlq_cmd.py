@@ -10,6 +10,7 @@ import typer
 from rich.panel import Panel
 from rich.table import Table
 
+from core.masking import mask_text
 from hub.cli.common import console, fail, settings
 from hub.cli.dlq_support import (
     ERROR,
@@ -77,7 +78,7 @@ def list_(
             r.letter.header.tenant,
             r.letter.provider or "-",
             r.letter.error_class,
-            r.letter.error_message[:60],
+            mask_text(r.letter.error_message)[:60],
             str(r.status),
         )
     console.print(table)
@@ -165,7 +166,8 @@ def show(
             f"offset {letter.original_offset}",
         ),
         ("stage / worker", f"{letter.stage} / {letter.worker}"),
-        ("error", f"{letter.error_class}: {letter.error_message}"),
+        # Masked for the screen: a letter written before masking may quote a credential.
+        ("error", mask_text(f"{letter.error_class}: {letter.error_message}")),
         ("retryable", str(letter.retryable)),
         ("attempts", str(letter.attempts)),
         (
@@ -182,10 +184,10 @@ def show(
     headers = "\n".join(
         f"{h.key}: {(h.value or b'').decode('utf-8', 'replace')}" for h in letter.original_headers
     )
-    console.print(Panel(headers or "(none)", title="original headers"), markup=False)
+    console.print(Panel(mask_text(headers) or "(none)", title="original headers"), markup=False)
     console.print(Panel(payload_of(record), title="payload"), markup=False)
     if letter.stack:
-        console.print(Panel(letter.stack, title="stack"), markup=False)
+        console.print(Panel(mask_text(letter.stack), title="stack"), markup=False)
 
 
 @app.command()

@@ -12,13 +12,16 @@ from confluent_kafka.admin import AdminClient
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from core.kafka import admin_config
+from core.masking import mask_body, mask_mapping, mask_text
 from hub.cli.common import console, fail, settings
 from hub.dlq.actions import ORIGINAL, RETRY
 from hub.dlq.model import BadIdError, DlqFilter, DlqRecord, Status, parse_id, parse_when
 from hub.dlq.store import load_dead_letters
 from providers import stages as all_stages
 from schemas.codec import DecodeError, make_codec
-from schemas.events import decode_event
+from schemas.events import RawWebhook, decode_event
+
+SHOWN_BODY_LIMIT = 64 * 1024
 
 STAGE = typer.Option(None, "--stage", help=f"Stage: {', '.join(all_stages())}.")
 TOPIC = typer.Option(None, "--topic", help="Original topic the records failed on.")
@@ -112,7 +115,7 @@ def row_of(r: DlqRecord) -> dict[str, Any]:
         "provider": letter.provider,
         "original_topic": letter.original_topic,
         "error_class": letter.error_class,
-        "error_message": letter.error_message,
+        "error_message": mask_text(letter.error_message),
         "retryable": letter.retryable,
         "attempts": letter.attempts,
         "idempotency_key": letter.idempotency_key,
@@ -120,15 +123,19 @@ def row_of(r: DlqRecord) -> dict[str, Any]:
 
 
 def payload_of(r: DlqRecord) -> str:
+    """The original record, for an operator to read: masked (its sensitive keys, quoted
+    credentials), though a replay sends it exactly as it came."""
     value = r.letter.original_value
     try:
-        return json.dumps(
-            decode_event(make_codec(settings().schema_registry_url), value).model_dump(mode="json"),
-            indent=2,
-        )
+        event = decode_event(make_codec(settings().schema_registry_url), value)
+        shown = event.model_dump(mode="json")
+        if isinstance(event, RawWebhook):
+            # The provider's bytes: masked by key inside them too, as the audit trail does.
+            shown["body"] = mask_body(event.body, event.content_type, SHOWN_BODY_LIMIT)
+        return json.dumps(mask_mapping(shown), indent=2)
     except DecodeError as exc:
         preview = (value or b"")[:400]
-        return f"(not a hub event: {exc})\n{preview!r}"
+        return mask_text(f"(not a hub event: {exc})\n{preview!r}")
 
 
 def progress_bar() -> Progress:

@@ -17,6 +17,7 @@ from rich.text import Text
 
 from core.kafka import admin_config
 from core.logging import configure_logging
+from core.masking import mask_dsn  # a DSN's password never reaches the screen
 from core.settings import Settings
 from core.topic_admin import apply_catalog
 from hub import erp
@@ -57,7 +58,7 @@ def prepare_catalog(s: Settings) -> None:
         service.import_tenants(demo_tenants())
         console.print(
             f"[green]✓[/] demo tenants {', '.join(t for t, _ in DEMO_TENANTS)} "
-            f"seeded into the catalog ({s.catalog_dsn})"
+            f"seeded into the catalog ({mask_dsn(s.catalog_dsn)})"
         )
     token = ensure_first_admin_key(service)
     if token is not None:
@@ -171,9 +172,8 @@ def _start_postgres(s: Settings) -> LocalPostgres | None:
     if database is not None:
         database.up()
     erp.install(erp.engine_for(s.source_dsn))
-    console.print(
-        f"[green]✓[/] PostgreSQL ready at {s.source_dsn} ({time.monotonic() - began:.1f}s)"
-    )
+    took = time.monotonic() - began
+    console.print(f"[green]✓[/] PostgreSQL ready at {mask_dsn(s.source_dsn)} ({took:.1f}s)")
     return database if started else None
 
 
@@ -245,7 +245,7 @@ def _serve(s: Settings, stack: HubStack) -> None:
     table.add_row("admin API", f"{s.admin_url}/v1 (OpenAPI at {s.admin_url}/openapi.json)")
     table.add_row("catalog", s.catalog_dsn)
     table.add_row("simulators", f"{s.simulator_url}/_sim/requests")
-    table.add_row("database", f"{s.source_dsn} (change a student: the sync follows)")
+    table.add_row("database", f"{mask_dsn(s.source_dsn)} (change a student: the sync follows)")
     table.add_row("logs", str(s.home / "logs"))
     console.print("\n[bold]The hub is running.[/] Ctrl-C stops everything it started.")
     console.print(table)
