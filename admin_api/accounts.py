@@ -9,7 +9,7 @@ memory, to call the provider, and its answer is scrubbed of the secrets.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TypeVar
 
 import providers
@@ -21,7 +21,10 @@ from core.audit import AuditSink
 from core.audited_http import audited_client
 from core.settings import Settings
 from core.tenants import ProviderAccount
+from core.url_guard import literal_refusal, parse_allowance
+from providers import smtp
 from providers.probe import PROBE_TENANT
+from providers.smtp_transport import smtp_mounts
 from schemas.events import EventHeader
 
 T = TypeVar("T")
@@ -33,6 +36,9 @@ TOKEN_OP = "oauth.token"  # noqa: S105 - an operation's name
 
 # Body fields an error may name as they are; any other field is a provider field.
 _TOP_LEVEL = frozenset(AccountCreate.model_fields) | {"id"}
+# Account fields naming a server the hub connects to: refused at save when they are a
+# non-global address literal (no DNS here; every call checks what the name resolves to).
+_DESTINATIONS = {smtp.PROVIDER.name: smtp.DESTINATION_FIELD}
 
 
 async def probe_account(
@@ -57,6 +63,7 @@ async def probe_account(
             account=account.label,
             operation_of=lambda r: TEST_OPERATION if str(r.url).startswith(api) else TOKEN_OP,
             secrets=account.secret_values(),
+            mounts=smtp_mounts(),  # an SMTP account's test goes through the SSRF guard too
         ) as http:
             result = await providers.probe(account, settings, http=http, tenant_id=tenant_id)
     return ProbeOut(
@@ -86,6 +93,20 @@ async def _checked(fn: Callable[[], Awaitable[T]], submitted: list[str]) -> T:
         raise one_field(field, exc.message, submitted) from None
 
 
+def check_destination(
+    provider: str, fields: Mapping[str, str] | None, settings: Settings, submitted: list[str]
+) -> None:
+    """422 for an account whose server is an address the hub may not call."""
+    name = _DESTINATIONS.get(provider)
+    value = (fields or {}).get(name) if name else None
+    if not value:
+        return
+    kind = literal_refusal(value, parse_allowance(settings.url_guard_allow))
+    if kind is not None:
+        message = f"{kind}: the hub does not connect to it (HUB_URL_GUARD_ALLOW)"
+        raise one_field(f"fields.{name}", message, submitted)
+
+
 async def list_accounts(call: Call) -> AccountList:
     infos = await call.run(call.deps.service.list_accounts, call.param("tenant_id"))
     return AccountList(accounts=[_account(info) for info in infos])
@@ -93,6 +114,7 @@ async def list_accounts(call: Call) -> AccountList:
 
 async def add_account(call: Call) -> AccountOut:
     body = call.body_as(AccountCreate)
+    check_destination(body.provider, body.fields, call.deps.settings, _fields(body))
     info = await _checked(
         lambda: call.run(
             call.deps.service.add_account,
@@ -117,6 +139,10 @@ async def get_account(call: Call) -> AccountOut:
 
 async def update_account(call: Call) -> AccountOut:
     body = call.body_as(AccountPatch)
+    if body.fields:
+        tenant_id, label = call.param("tenant_id"), call.param("label")
+        current = await call.run(call.deps.service.get_account, tenant_id, label)
+        check_destination(current.provider, body.fields, call.deps.settings, _fields(body))
     info = await _checked(
         lambda: call.run(
             call.deps.service.update_account,

@@ -50,6 +50,7 @@ from connectors.restore import catch_up
 from connectors.retry import RetryPolicy
 from core.audit import KafkaAuditSink
 from core.dead_letters import Failure, build_dead_letter, source_of, worker_id
+from core.guarded_http import DestinationGuard
 from core.kafka import (
     FatalConsumerError,
     Record,
@@ -157,7 +158,8 @@ class ConnectorWorker:
         log.info("connector.started", provider=self.provider, ledger=str(path))
         audit = KafkaAuditSink(self.settings, self.codec, client_id=f"{self.stage}-audit")
         # Email over SMTP travels as smtp:// requests (providers.smtp_transport).
-        async with httpx.AsyncClient(timeout=timeout, limits=limits, mounts=smtp_mounts()) as http:
+        mounts = smtp_mounts(guard=DestinationGuard.from_settings(self.settings))
+        async with httpx.AsyncClient(timeout=timeout, limits=limits, mounts=mounts) as http:
             self.executor = CommandExecutor(
                 adapter(self.provider),
                 settings=self.settings,

@@ -8,7 +8,7 @@ and try each serves; this is for a one-off call on behalf of an operator.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 
 import httpx
@@ -33,6 +33,7 @@ def audited_client(
     operation_of: Callable[[httpx.Request], str],
     secrets: Iterable[str],
     timeout: httpx.Timeout | None = None,
+    mounts: Mapping[str, httpx.AsyncBaseTransport] | None = None,
 ) -> httpx.AsyncClient:
     """A client recording each exchange as an outbound call caused by `cause` (its tenant
     and correlation id); `operation_of` names each request (the call, a token exchange)."""
@@ -70,4 +71,5 @@ def audited_client(
     return httpx.AsyncClient(
         timeout=timeout or httpx.Timeout(settings.http_read_timeout),
         event_hooks={"request": [on_request], "response": [on_response]},
+        mounts=dict(mounts or {}),  # smtp:// (providers.smtp_transport), which core cannot name
     )

@@ -30,6 +30,7 @@ from typing import Any, Literal, cast
 import httpx
 
 import providers
+from core.guarded_http import DestinationRefusedError
 from core.masking import MASKER, mask_text, truncate
 from core.settings import Settings
 from core.tenants import ProviderAccount, Tenant
@@ -123,6 +124,7 @@ def _transport_detail(exc: httpx.TransportError) -> str:
     if isinstance(exc, TokenUnavailableError):
         return f"token endpoint unavailable: {exc}"
     kinds: list[tuple[type[httpx.TransportError], str]] = [
+        (DestinationRefusedError, "destination refused"),  # the SSRF guard's: before ConnectError
         (httpx.ConnectTimeout, "connect timeout"),
         (httpx.ReadTimeout, "read timeout"),
         (httpx.TimeoutException, "timeout"),

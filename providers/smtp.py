@@ -25,6 +25,11 @@ that server instead, e.g. the simulators' SMTP sink. An http(s) base URL is the
 simulator server itself (`hub run` points every provider there): the request then goes
 over HTTP to its `/smtp/send` bridge, which answers exactly as the transport would.
 
+The account's own server is a destination the tenant chose: `SmtpTransport` resolves
+its host, refuses any address that is not global (core.url_guard, HUB_URL_GUARD_ALLOW
+lets a local one through) and connects to the address it checked; the request says
+so with the TENANT_DESTINATION extension. A configured server is not guarded.
+
 Test connection: a GET to the same place: the transport connects, upgrades, logs in and
 quits without sending anything (the bridge: `GET /smtp/login`); 200, or 401 for a refused
 login.
@@ -46,6 +51,7 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from core.guarded_http import TENANT_DESTINATION
 from core.settings import Settings
 from core.tenants import Tenant
 from providers.base import (
@@ -60,6 +66,8 @@ from providers.spec import API, Messaging, Provider
 from schemas.events import ConnectorCommand, SendEmail
 
 SCHEMES = ("smtp", "smtps")
+# The account field naming the server the hub connects to (a destination the tenant chose).
+DESTINATION_FIELD = "host"
 DEFAULT_BASE_URL = "smtp://{host}:{port}"
 IDEMPOTENCY_HEADER = "X-Hub-Idempotency-Key"
 CONTENT_TYPE = "message/rfc822"
@@ -149,6 +157,20 @@ def target_url(base_url: str, account: SmtpAccount, bridge_path: str = BRIDGE_PA
     return url.rstrip("/") + "/"
 
 
+def account_decides(base_url: str) -> bool:
+    """Whether the account's host and port are where the message goes (the declared
+    base URL), so the SSRF guard applies; a configured server is the operator's."""
+    scheme = base_url.split("://", 1)[0].lower()
+    return scheme in SCHEMES and "{host}" in base_url
+
+
+def _extensions(base_url: str, account: SmtpAccount) -> dict[str, object]:
+    return {
+        START_TLS: account.starttls and not account.use_tls,
+        TENANT_DESTINATION: account_decides(base_url),
+    }
+
+
 def compose(command: ConnectorCommand, payload: SendEmail, account: SmtpAccount) -> EmailMessage:
     message = EmailMessage(policy=SMTP)
     message["From"] = account.from_email
@@ -184,7 +206,7 @@ class Smtp:
             target_url(base_url, account),
             content=compose(command, payload, account).as_bytes(),
             headers=headers,
-            extensions={START_TLS: account.starttls and not account.use_tls},
+            extensions=_extensions(base_url, account),
         )
 
     def probe_request(self, tenant: Tenant, label: str | None, base_url: str) -> httpx.Request:
@@ -194,7 +216,7 @@ class Smtp:
             "GET",
             target_url(base_url, account, BRIDGE_LOGIN_PATH),
             headers=basic_auth(account.username, account.password.get_secret_value()),
-            extensions={START_TLS: account.starttls and not account.use_tls},
+            extensions=_extensions(base_url, account),
         )
 
     def auth(

@@ -23,17 +23,27 @@ only connects and logs in: the test connection):
 
 The request's `timeout` extension (the client's timeouts) bounds each SMTP step: the
 connect timeout the connection, the read timeout every command.
+
+A request marked TENANT_DESTINATION (the account's own server) goes through the SSRF
+guard first: its host is resolved once, every address checked (core.url_guard, with
+HUB_URL_GUARD_ALLOW), and the socket connected to the checked address; aiosmtplib gets
+that socket and the host name, so TLS still verifies the name. A refused destination
+raises `DestinationRefusedError`: nothing connected, nothing sent, a permanent failure.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import socket
 import ssl
 from typing import Any
 
 import aiosmtplib
 import httpx
 
+from core.guarded_http import TENANT_DESTINATION, DestinationGuard
+from core.settings import get_settings
 from providers.smtp import (
     ACCEPTED,
     CONTENT_TYPE,
@@ -71,12 +81,15 @@ class SmtpTransport(httpx.AsyncBaseTransport):
         tls: bool | None = None,
         tls_context: ssl.SSLContext | None = None,
         local_hostname: str | None = None,
+        guard: DestinationGuard | None = None,
     ) -> None:
         # None: implicit TLS for smtps:// only; True/False: for every URL this serves.
         self.tls = tls
         self.tls_context = tls_context
         # The EHLO name; None: aiosmtplib's (the machine's FQDN).
         self.local_hostname = local_hostname
+        # Checks the tenants' own servers; default: HUB_URL_GUARD_ALLOW and the system's DNS.
+        self.guard = guard or DestinationGuard.from_settings(get_settings())
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         scheme = request.url.scheme
@@ -96,9 +109,19 @@ class SmtpTransport(httpx.AsyncBaseTransport):
             sender, recipients, message_id = envelope(raw)
             if not sender or not recipients:
                 return refused(request, None, "the message names no From or no To address")
+        connect_timeout = timeouts.get("connect") or read_timeout
+        port = request.url.port or (465 if use_tls else 587)
+        sock: socket.socket | None = None
+        if request.extensions.get(TENANT_DESTINATION):
+            try:
+                async with asyncio.timeout(connect_timeout):
+                    sock = await self._pinned_socket(request, port)
+            except TimeoutError as exc:
+                raise httpx.ConnectTimeout(_text(exc), request=request) from exc
         client = aiosmtplib.SMTP(
-            hostname=request.url.host,
-            port=request.url.port or (465 if use_tls else 587),
+            hostname=request.url.host,  # with a socket: the name TLS verifies
+            port=None if sock is not None else port,
+            sock=sock,
             use_tls=use_tls,
             start_tls=False if use_tls else bool(request.extensions.get(START_TLS, True)),
             tls_context=self.tls_context,
@@ -106,7 +129,6 @@ class SmtpTransport(httpx.AsyncBaseTransport):
             timeout=read_timeout,
         )
         try:
-            connect_timeout = timeouts.get("connect") or read_timeout
             early = await self._connect(client, request, login, connect_timeout)
             if early is not None:
                 return early
@@ -123,6 +145,30 @@ class SmtpTransport(httpx.AsyncBaseTransport):
             )
         finally:
             await _close(client)
+            if sock is not None:
+                # aiosmtplib's transport closes the socket it took; one it never took
+                # (a failed connect) is ours. Closing a closed socket object is a no-op.
+                sock.close()
+
+    async def _pinned_socket(self, request: httpx.Request, port: int) -> socket.socket:
+        """A socket connected to the address the guard checked for the request's host."""
+        try:
+            address = await self.guard.address(request.url.host, port)
+        except httpx.RequestError as exc:
+            exc.request = request
+            raise
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        try:
+            await asyncio.get_running_loop().sock_connect(sock, (address, port))
+        except OSError as exc:  # refused, unreachable
+            sock.close()
+            raise httpx.ConnectError(_text(exc), request=request) from exc
+        except BaseException:  # cancelled: the caller's connect timeout
+            sock.close()
+            raise
+        return sock
 
     async def _connect(
         self,
