@@ -7,6 +7,7 @@ import json
 import httpx
 import typer
 
+from core.masking import mask_dsn  # a DSN's password never reaches the screen
 from core.settings import Settings
 from hub.cli.common import console, fail, settings
 from hub.local_postgres import (
@@ -50,7 +51,7 @@ def up() -> None:
     except PostgresSetupError as exc:
         fail(str(exc))
     erp.install(erp.engine_for(s.source_dsn))
-    console.print(f"PostgreSQL ready: {s.source_dsn} (wal_level=logical)")
+    console.print(f"PostgreSQL ready: {mask_dsn(s.source_dsn)} (wal_level=logical)")
 
 
 @postgres.command()
@@ -68,12 +69,11 @@ def status() -> None:
     """Is the local PostgreSQL running? Exit code 0 only if it is."""
     s = settings()
     if s.postgres_dsn:
-        console.print(f"external database: {s.postgres_dsn}")
+        console.print(f"external database: {mask_dsn(s.postgres_dsn)}")
         return
     running = local_postgres(s).running()
-    console.print(
-        f"PostgreSQL {'[green]running[/]' if running else '[red]stopped[/]'} {s.source_dsn}"
-    )
+    state = "[green]running[/]" if running else "[red]stopped[/]"
+    console.print(f"PostgreSQL {state} {mask_dsn(s.source_dsn)}")
     if not running:
         raise typer.Exit(1)
 
