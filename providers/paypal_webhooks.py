@@ -151,7 +151,10 @@ def cert_url_allowed(url: str, prefixes: Sequence[str]) -> bool:
     Compared as parsed parts, not as text: no userinfo, query or fragment, the
     same scheme and host:port, and one plain path segment after the prefix (no
     dots or slashes, so no way out of the certificate directory)."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # "http://[": the sender chooses this header freely
+        return False
     if parts.query or parts.fragment or "@" in parts.netloc:
         return False
     for prefix in prefixes:

@@ -258,10 +258,11 @@ class RazorpayVerifier:
         return {self.signature_header: self.sign(body, secret)}
 
     def verify(self, body: bytes, headers: Mapping[str, str], secret: str) -> bool:
-        received = headers.get(self.signature_header, "")
-        if not received:
+        received = headers.get(self.signature_header, "").strip().lower()
+        # compare_digest takes ASCII str only; a header's Latin-1 bytes can be anything.
+        if not received or not received.isascii():
             return False
-        return hmac.compare_digest(self.sign(body, secret), received.strip().lower())
+        return hmac.compare_digest(self.sign(body, secret), received)
 
 
 # --- Webhooks: payment.* events to the hub's PaymentEvent ---------------------

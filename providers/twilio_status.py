@@ -82,11 +82,11 @@ def signature(
 
 def url_variants(url: str) -> tuple[str, str]:
     """The URL without its port and with the scheme's default one (twilio-python does both)."""
-    parts = urlsplit(url)
     try:
+        parts = urlsplit(url)  # rebuilt from the Host header, which the sender chooses
         port = parts.port
     except ValueError:
-        return url, url  # an unusable port: the URL as it is, which will not match
+        return url, url  # unparseable, or an unusable port: as it is, which will not match
     host = parts.netloc.rsplit("@", 1)[-1]
     userinfo = parts.netloc[: len(parts.netloc) - len(host)]
     bare = host.rsplit(":", 1)[0] if port is not None else host

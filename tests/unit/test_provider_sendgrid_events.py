@@ -35,7 +35,10 @@ from providers.spec import Delivery, NormalizationError
 from schemas.events import EventHeader, RawWebhook, ReceiptStatus
 from webhook_ingress.decision import Rejection, accept, check_route
 
-VERIFIER = SendGridEventVerifier()
+SIGNED_AT = 1772355600
+# The fixed-timestamp signatures below are checked at the moment they were made.
+VERIFIER = SendGridEventVerifier(clock=lambda: SIGNED_AT + 10)
+NOW_VERIFIER = SendGridEventVerifier()
 TENANTS = make_tenants()
 T1 = tenant(TENANTS)
 SEED = "SG.pinned-seed"
@@ -107,7 +110,7 @@ def test_a_pem_public_key_is_accepted_too() -> None:
     pem = private_key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    assert VERIFIER.verify(BODY, sign_events(BODY, private_key), pem.decode())
+    assert NOW_VERIFIER.verify(BODY, sign_events(BODY, private_key), pem.decode())
 
 
 def rsa_public_key() -> str:
@@ -347,3 +350,15 @@ def test_event_type_names_the_batchs_events_in_order() -> None:
     assert event_type({"items": items}) == "processed,delivered"
     assert event_type({"items": []}) is None
     assert event_type({}) is None
+
+
+@pytest.mark.parametrize(
+    ("offset", "verifies"), [(-301, False), (-300, True), (0, True), (300, True), (301, False)]
+)
+def test_a_batch_verifies_within_five_minutes_of_its_signed_timestamp_only(
+    offset: int, verifies: bool
+) -> None:
+    private_key, public_key = keys_of()
+    headers = sign_events(BODY, private_key, timestamp=SIGNED_AT)
+    at = SendGridEventVerifier(clock=lambda: SIGNED_AT - offset)
+    assert at.verify(BODY, headers, public_key) is verifies
