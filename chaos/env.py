@@ -67,7 +67,7 @@ def chaos_settings(home: Path, bootstrap: str, **overrides: Any) -> Settings:
         "lookup_settle_seconds": {"sendgrid": 0.5},
         "ingress_produce_timeout_ms": 3000,
         # Every fault's resends come from 127.0.0.1 at once: the ingress's rate limits
-        # are tested on their own (tests/integration/test_ingress_limits.py).
+        # are tested on their own (tests/integration/test_ingress_limits_kafka.py).
         "ingress_address_rate": 0.0,
         "ingress_tenant_rate": 0.0,
         "log_level": "INFO",

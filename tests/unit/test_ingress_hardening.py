@@ -2,7 +2,7 @@
 
 The app is served without its lifespan (no producer): every answer here is decided
 before anything would be produced. The produce path, and a 200 next to a 429, are
-the integration suite's (tests/integration/test_ingress_limits.py, a real broker).
+the integration suite's (tests/integration/test_ingress_limits_kafka.py, a real broker).
 """
 
 from __future__ import annotations
