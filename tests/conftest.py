@@ -54,7 +54,7 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBroker]:
         controller_port=free_port(),
         heap="512m",
         cache_home=Settings().home,
-        # The SASL_SSL listener beside PLAINTEXT (tests/integration/test_kafka_sasl_ssl.py):
+        # The SASL_SSL listener beside PLAINTEXT (tests/integration/test_kafka_security.py):
         # a throwaway CA and one SCRAM user, milliseconds at start.
         sasl_port=free_port(),
     )
@@ -112,11 +112,7 @@ def hub_settings(
     shutil.copy(tenants_file, home / "tenants.toml")
     settings = Settings(
         home=home,
-        # The running hub and every test built on these settings talk to Kafka over
-        # SASL_SSL (SCRAM-SHA-512, the broker's throwaway CA): the fee flow, the
-        # messaging flows, CDC and the rest run over it. Tests that build settings of
-        # their own from broker.cfg.bootstrap use the PLAINTEXT listener beside it.
-        **broker.cfg.sasl_settings(),
+        kafka_bootstrap_servers=broker.cfg.bootstrap,
         ingress_port=free_port(),
         simulator_port=free_port(),
         # The seed's 1-2-4-8 s schedule, scaled down so retry tests take milliseconds.
