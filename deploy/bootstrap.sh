@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # System packages the hub needs and pip cannot install: a JDK 17+ (the Kafka
 # broker, Debezium's Kafka Connect worker, and javac for the hub's Connect config
-# provider), Maven (resolves their jars) and the PostgreSQL server (the CDC demo
-# source and tests). Installs the missing
+# provider), Maven (resolves their jars), the PostgreSQL server (the CDC demo
+# source and tests) and Chromium (the console's browser tests drive Debian's build
+# through Playwright, which cannot download its own here). Installs the missing
 # ones from Debian's packages when run as root; otherwise says what to do.
 set -euo pipefail
 
@@ -15,6 +16,7 @@ fi
 command -v mvn >/dev/null || missing+=(maven)
 python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+command -v chromium >/dev/null || missing+=(chromium)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
