@@ -32,7 +32,16 @@ def client_config(settings: Settings, **extra: Any) -> dict[str, Any]:
     """The base of every client config the hub builds: where the cluster is and how to
     reach it (TLS, SASL: core/kafka_security.py). No other module names bootstrap.servers
     (tests/unit/test_kafka_security.py checks), so no client can miss the security."""
-    return {"bootstrap.servers": settings.bootstrap_servers, **client_security(settings), **extra}
+    return {
+        "bootstrap.servers": settings.bootstrap_servers,
+        # librdkafka backs a failed connection off up to 10 s (the Java client: 1 s). A
+        # restarted process whose first TLS + SASL login to the group coordinator fails
+        # (the broker busy with every client of the restart at once) would sit out that
+        # whole backoff before it consumes again; 1 s bounds the stall like Java does.
+        "reconnect.backoff.max.ms": 1_000,
+        **client_security(settings),
+        **extra,
+    }
 
 
 def producer_config(settings: Settings, client_id: str, **overrides: Any) -> dict[str, Any]:

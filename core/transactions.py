@@ -99,12 +99,22 @@ class Transactor:
         self.hang_after = timeout + 5
 
     def init(self) -> None:
-        try:
-            self.producer.init_transactions(self.timeout)
-        except KafkaException as exc:
-            raise FatalTransactionError(
-                f"cannot start transactions as {self.transactional_id!r}: {exc}"
-            ) from exc
+        # A coordinator that is still loading its transaction log (a fresh cluster, a
+        # restarted broker) answers NOT_COORDINATOR or COORDINATOR_LOAD_IN_PROGRESS, which
+        # librdkafka hands back as retriable: ask again until the deadline, as its docs say.
+        deadline = time.monotonic() + self.timeout * 3
+        while True:
+            try:
+                self.producer.init_transactions(self.timeout)
+            except KafkaException as exc:
+                if not (exc.args[0].retriable() and time.monotonic() < deadline):
+                    raise FatalTransactionError(
+                        f"cannot start transactions as {self.transactional_id!r}: {exc}"
+                    ) from exc
+                log.info("transactions.init_retry", transactional_id=self.transactional_id)
+                time.sleep(0.2)
+            else:
+                return
 
     def produce(self, record: Record, on_delivery: DeliveryCallback | None = None) -> None:
         """Delivery callbacks run inside the commit (it flushes), with the offsets."""

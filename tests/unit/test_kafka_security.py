@@ -62,6 +62,7 @@ def test_plaintext_adds_nothing_to_client_configs() -> None:
     assert client_security(Settings()) == {}
     assert admin_config(Settings(kafka_bootstrap_servers="k:9092")) == {
         "bootstrap.servers": "k:9092",
+        "reconnect.backoff.max.ms": 1000,
         "client.id": "hub-admin",
     }
 
